@@ -21,7 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compiler.open_files(PROTOS)?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     // Served by gRPC reflection, so tools like grpcurl can call the services without the .proto files.
-    std::fs::write(out_dir.join("trust_descriptor.bin"), compiler.encode_file_descriptor_set())?;
+    std::fs::write(
+        out_dir.join("trust_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
     let descriptors = compiler.file_descriptor_set();
     // Type names let a bus message say what it is (`Trust-Message-Type` header) via `prost::Name`.
     let mut prost_config = prost_build::Config::new();

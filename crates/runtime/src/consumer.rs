@@ -214,7 +214,10 @@ impl<H: MessageHandler> IdempotentConsumer<H> {
             trace_id = %delivery.trace.trace_id(),
             delivered,
         );
-        let result = self.apply_in_transaction(&delivery).instrument(span.clone()).await;
+        let result = self
+            .apply_in_transaction(&delivery)
+            .instrument(span.clone())
+            .await;
         let _entered = span.enter();
         match result {
             Ok(true) => {

@@ -20,7 +20,9 @@ fn checked_identifier(key: &'static str, value: &str) -> Result<String> {
     let valid = !value.is_empty()
         && value.len() <= 63
         && value.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if valid {
         Ok(value.to_owned())
     } else {
@@ -119,9 +121,11 @@ pub async fn provision(admin_url: &str, database: &str, services: &[ServiceSchem
 pub async fn drop_database(admin_url: &str, database: &str) -> Result<()> {
     let database = checked_identifier("database", database)?;
     let mut admin = PgConnection::connect_with(&PgConnectOptions::from_str(admin_url)?).await?;
-    sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")))
-        .execute(&mut admin)
-        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
     admin.close().await?;
     Ok(())
 }

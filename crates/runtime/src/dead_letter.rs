@@ -46,6 +46,15 @@ pub enum ReplayError {
     Database(#[from] sqlx::Error),
 }
 
+#[derive(sqlx::FromRow)]
+struct ParkedRow {
+    subject: String,
+    message_id: String,
+    payload: Vec<u8>,
+    headers: sqlx::types::Json<MessageHeaders>,
+    replay_message_id: Option<String>,
+}
+
 pub async fn park(pool: &PgPool, message: &ParkedMessage<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO dead_letter (consumer, stream, stream_sequence, subject, message_id, headers, payload, \
@@ -83,19 +92,28 @@ pub async fn list(pool: &PgPool, include_replayed: bool) -> Result<Vec<DeadLette
 /// Returns the replay's message id. A message is replayed at most once.
 pub async fn replay(pool: &PgPool, id: i64) -> Result<String, ReplayError> {
     let mut tx = pool.begin().await?;
-    let row: Option<(String, String, Vec<u8>, sqlx::types::Json<MessageHeaders>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT subject, message_id, payload, headers, replay_message_id FROM dead_letter \
+    let row: Option<ParkedRow> = sqlx::query_as(
+        "SELECT subject, message_id, payload, headers, replay_message_id FROM dead_letter \
              WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some((subject, message_id, payload, headers, replayed_as)) = row else {
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(ParkedRow {
+        subject,
+        message_id,
+        payload,
+        headers,
+        replay_message_id: replayed_as,
+    }) = row
+    else {
         return Err(ReplayError::NotFound(id));
     };
     if let Some(replay_message_id) = replayed_as {
-        return Err(ReplayError::AlreadyReplayed { id, replay_message_id });
+        return Err(ReplayError::AlreadyReplayed {
+            id,
+            replay_message_id,
+        });
     }
     let replay_message_id = format!("{message_id}:replay:{id}");
     let mut headers = headers.0;

@@ -18,7 +18,12 @@ fn recorder() -> Result<PrometheusHandle> {
     let handle = match PrometheusBuilder::new().install_recorder() {
         Ok(handle) => handle,
         // Another thread installed one between our check and now.
-        Err(err) => return RECORDER.get().cloned().ok_or_else(|| Error::Metrics(err.to_string())),
+        Err(err) => {
+            return RECORDER
+                .get()
+                .cloned()
+                .ok_or_else(|| Error::Metrics(err.to_string()));
+        }
     };
     Ok(RECORDER.get_or_init(|| handle).clone())
 }

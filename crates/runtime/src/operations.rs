@@ -50,7 +50,9 @@ impl pb::operations_server::Operations for OperationsApi {
         match dead_letter::replay(&self.pool, request.get_ref().id).await {
             Ok(replay_message_id) => Ok(Response::new(pb::ReplayDeadLetterResponse { replay_message_id })),
             Err(err @ ReplayError::NotFound(_)) => Err(Status::not_found(err.to_string())),
-            Err(err @ ReplayError::AlreadyReplayed { .. }) => Err(Status::failed_precondition(err.to_string())),
+            Err(err @ ReplayError::AlreadyReplayed { .. }) => {
+                Err(Status::failed_precondition(err.to_string()))
+            }
             Err(ReplayError::Database(e)) => Err(Status::unavailable(format!("database: {e}"))),
         }
     }

@@ -76,7 +76,8 @@ impl Platform {
         )
         .await?;
         let stop = self.shutdown.clone();
-        self.workers.spawn(async move { (name, consumer.run(stop).await) });
+        self.workers
+            .spawn(async move { (name, consumer.run(stop).await) });
         Ok(())
     }
 
@@ -127,14 +128,21 @@ impl Platform {
         };
 
         let (mut routes, health) = grpc::standard_routes().await?;
-        routes.add_service(trust_proto::operations::v1::operations_server::OperationsServer::new(
-            OperationsApi::new(pool.clone()),
-        ));
+        routes.add_service(
+            trust_proto::operations::v1::operations_server::OperationsServer::new(OperationsApi::new(
+                pool.clone(),
+            )),
+        );
         add_services(&mut routes);
 
         // The relay outlives the consumers so the events of in-flight messages are flushed on shutdown.
         let relay_stop = CancellationToken::new();
-        let relay = OutboxRelay::new(pool.clone(), jetstream, settings.outbox.clone(), &settings.database.schema);
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            jetstream,
+            settings.outbox.clone(),
+            &settings.database.schema,
+        );
         let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
 
         let mut servers: JoinSet<TaskResult> = JoinSet::new();
@@ -145,7 +153,12 @@ impl Platform {
         });
         if let Some(listener) = metrics_listener {
             let metrics_shutdown = shutdown.clone();
-            servers.spawn(async move { ("metrics".to_owned(), metrics::serve(listener, metrics_shutdown).await) });
+            servers.spawn(async move {
+                (
+                    "metrics".to_owned(),
+                    metrics::serve(listener, metrics_shutdown).await,
+                )
+            });
         }
 
         health.set_service_status("", ServingStatus::Serving).await;

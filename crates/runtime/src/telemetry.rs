@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use uuid::Uuid;
 use tracing_subscriber::EnvFilter;
+use uuid::Uuid;
 
 use crate::config::{LogFormat, LogSettings};
 
@@ -66,7 +66,11 @@ impl TraceContext {
     }
 
     pub fn to_header(&self) -> String {
-        format!("00-{}-{}-01", hex::encode(self.trace_id), hex::encode(self.span_id))
+        format!(
+            "00-{}-{}-01",
+            hex::encode(self.trace_id),
+            hex::encode(self.span_id)
+        )
     }
 }
 

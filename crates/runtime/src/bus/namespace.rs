@@ -7,7 +7,9 @@ pub struct Namespace {
 
 impl Namespace {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+        }
     }
 
     /// `ingest.submit.pct` -> `<prefix>.ingest.submit.pct`.

@@ -93,4 +93,3 @@ pub async fn declare_streams(
     }
     Ok(())
 }
-

@@ -213,7 +213,11 @@ impl OutboxRelay {
             {
                 metrics::gauge!("outbox_oldest_pending_seconds").set(age);
             }
-            let wait = if failures == 0 { poll } else { self.backoff(failures) };
+            let wait = if failures == 0 {
+                poll
+            } else {
+                self.backoff(failures)
+            };
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}
@@ -227,7 +231,9 @@ impl OutboxRelay {
         // Graceful shutdown: whatever committed before we were asked to stop goes out now.
         match self.flush().await {
             Ok(count) => tracing::info!(count, "outbox flushed on shutdown"),
-            Err(err) => tracing::warn!(error = %err, "outbox flush on shutdown failed; the next start relays it"),
+            Err(err) => {
+                tracing::warn!(error = %err, "outbox flush on shutdown failed; the next start relays it")
+            }
         }
         Ok(())
     }

@@ -24,12 +24,21 @@ pub(super) struct PendingRow {
     pub message: OutboxMessage,
 }
 
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    message_id: String,
+    subject: String,
+    payload: Vec<u8>,
+    headers: sqlx::types::Json<MessageHeaders>,
+}
+
 /// Lock up to `limit` unpublished messages, oldest first; other relays skip them.
 pub(super) async fn claim_pending(
     tx: &mut Transaction<'static, Postgres>,
     limit: i64,
 ) -> Result<Vec<PendingRow>, sqlx::Error> {
-    let rows: Vec<(i64, String, String, Vec<u8>, sqlx::types::Json<MessageHeaders>)> = sqlx::query_as(
+    let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT id, message_id, subject, payload, headers FROM outbox_message \
          WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
@@ -38,13 +47,13 @@ pub(super) async fn claim_pending(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, message_id, subject, payload, headers)| PendingRow {
-            id,
+        .map(|row| PendingRow {
+            id: row.id,
             message: OutboxMessage {
-                message_id,
-                subject,
-                payload,
-                headers: headers.0,
+                message_id: row.message_id,
+                subject: row.subject,
+                payload: row.payload,
+                headers: row.headers.0,
             },
         })
         .collect())

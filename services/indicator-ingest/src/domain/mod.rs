@@ -1,0 +1,10 @@
+//! The rules of indicator ingest, in plain Rust: periods, validation of a submitted observation against the
+//! catalogue, and evaluation of a value against its target. No I/O here.
+
+pub mod evaluation;
+pub mod period;
+pub mod validation;
+
+pub use evaluation::{Evaluation, TargetSpec, evaluate};
+pub use period::{Period, PeriodError, PeriodType};
+pub use validation::{IndicatorSpec, Rejection, validate_observation};

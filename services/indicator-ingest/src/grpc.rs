@@ -1,0 +1,106 @@
+//! gRPC adapter: `trust.ingest.v1.IndicatorIngest`.
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+use trust_proto::ingest::v1 as pb;
+use trust_runtime::bus::Namespace;
+use trust_runtime::telemetry::TraceContext;
+
+use crate::catalogue::{self, CatalogueError};
+use crate::store;
+use crate::submission::{self, Context, Received};
+
+pub struct IngestApi {
+    pool: PgPool,
+    namespace: Namespace,
+}
+
+impl IngestApi {
+    pub fn new(pool: PgPool, namespace: Namespace) -> Self {
+        Self { pool, namespace }
+    }
+}
+
+fn unavailable(err: sqlx::Error) -> Status {
+    Status::unavailable(format!("database: {err}"))
+}
+
+#[tonic::async_trait]
+impl pb::indicator_ingest_server::IndicatorIngest for IngestApi {
+    async fn submit_observations(
+        &self,
+        request: Request<pb::ObservationBatch>,
+    ) -> Result<Response<pb::SubmissionReceipt>, Status> {
+        let trace = request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse)
+            .unwrap_or_else(TraceContext::new_root);
+        let batch = request.into_inner();
+        let partner = batch.partner_code.clone();
+        if !submission::valid_partner_code(&partner) {
+            return Err(Status::invalid_argument(
+                "partner_code: required, letters, digits, '-' or '_' (the submitting partner)",
+            ));
+        }
+        let ctx = Context {
+            namespace: &self.namespace,
+            trace,
+            now: OffsetDateTime::now_utc(),
+        };
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let receipt = submission::process(&mut tx, &ctx, &partner, Received::Batch(batch))
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Response::new(receipt))
+    }
+
+    async fn get_receipt(
+        &self,
+        request: Request<pb::GetReceiptRequest>,
+    ) -> Result<Response<pb::SubmissionReceipt>, Status> {
+        let request = request.into_inner();
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        store::find_receipt(&mut conn, &request.partner_code, &request.batch_id)
+            .await
+            .map_err(unavailable)?
+            .map(Response::new)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no submission {:?} from partner {:?}",
+                    request.batch_id, request.partner_code
+                ))
+            })
+    }
+
+    async fn put_catalogue(
+        &self,
+        request: Request<pb::Catalogue>,
+    ) -> Result<Response<pb::PutCatalogueResponse>, Status> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let loaded = catalogue::put(&mut tx, request.get_ref())
+            .await
+            .map_err(|err| match err {
+                CatalogueError::Invalid { .. } => Status::invalid_argument(err.to_string()),
+                CatalogueError::Database(db) => unavailable(db),
+            })?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Response::new(loaded))
+    }
+
+    async fn list_observations(
+        &self,
+        request: Request<pb::ListObservationsRequest>,
+    ) -> Result<Response<pb::ListObservationsResponse>, Status> {
+        let request = request.into_inner();
+        let locality = (!request.locality_code.is_empty()).then_some(request.locality_code.as_str());
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let observations = store::list_observations(&mut conn, &request.indicator_code, locality)
+            .await
+            .map_err(unavailable)?;
+        Ok(Response::new(pb::ListObservationsResponse { observations }))
+    }
+}

@@ -1,0 +1,354 @@
+//! Postgres adapter of indicator ingest: catalogue lookups, the submission ledger, observations and their
+//! revisions, and escalation state. Every function runs inside the caller's transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use prost::Message;
+use sqlx::PgConnection;
+use trust_proto::common::v1::{MeasureType, Polarity, Rag};
+use trust_proto::ingest::v1 as pb;
+use uuid::Uuid;
+
+use crate::domain::validation::ValidObservation;
+use crate::domain::{IndicatorSpec, Period, PeriodType, TargetSpec};
+
+pub async fn partner_exists(conn: &mut PgConnection, code: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM partner WHERE code = $1)")
+        .bind(code)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn indicators(
+    conn: &mut PgConnection,
+    codes: &[String],
+) -> Result<HashMap<String, IndicatorSpec>, sqlx::Error> {
+    let rows: Vec<(String, String, i32, i32, String, String)> = sqlx::query_as(
+        "SELECT code, name, measure, polarity, period_type, owner_partner_code FROM indicator \
+         WHERE code = ANY($1)",
+    )
+    .bind(codes)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(code, name, measure, polarity, period_type, owner)| {
+            let spec = IndicatorSpec {
+                code: code.clone(),
+                name,
+                measure: MeasureType::try_from(measure).unwrap_or(MeasureType::Unspecified),
+                polarity: Polarity::try_from(polarity).unwrap_or(Polarity::Unspecified),
+                period_type: PeriodType::parse(&period_type)?,
+                owner_partner_code: owner,
+            };
+            Some((code, spec))
+        })
+        .collect())
+}
+
+pub async fn known_localities(
+    conn: &mut PgConnection,
+    codes: &[String],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let rows: Vec<String> = sqlx::query_scalar("SELECT code FROM locality WHERE code = ANY($1)")
+        .bind(codes)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+pub async fn locality_name(conn: &mut PgConnection, code: &str) -> Result<String, sqlx::Error> {
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM locality WHERE code = $1")
+        .bind(code)
+        .fetch_optional(conn)
+        .await?;
+    Ok(name.unwrap_or_else(|| code.to_owned()))
+}
+
+/// Indicators the partner may submit under the information sharing protocol.
+pub async fn permitted_indicators(
+    conn: &mut PgConnection,
+    partner: &str,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT indicator_code FROM submission_permission WHERE partner_code = $1")
+            .bind(partner)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The target in force for a locality: its own, else the city-wide default.
+pub async fn target_for(
+    conn: &mut PgConnection,
+    indicator: &str,
+    locality: &str,
+) -> Result<Option<TargetSpec>, sqlx::Error> {
+    let row: Option<(f64, f64)> = sqlx::query_as(
+        "SELECT value, amber_tolerance FROM target WHERE indicator_code = $1 \
+         AND (locality_code = $2 OR locality_code IS NULL) ORDER BY locality_code NULLS LAST LIMIT 1",
+    )
+    .bind(indicator)
+    .bind(locality)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(value, amber_tolerance)| TargetSpec {
+        value,
+        amber_tolerance,
+    }))
+}
+
+pub async fn find_receipt(
+    conn: &mut PgConnection,
+    partner: &str,
+    batch_id: &str,
+) -> Result<Option<pb::SubmissionReceipt>, sqlx::Error> {
+    let bytes: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT receipt FROM submission WHERE partner_code = $1 AND batch_id = $2")
+            .bind(partner)
+            .bind(batch_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(bytes.and_then(|bytes| pb::SubmissionReceipt::decode(bytes.as_slice()).ok()))
+}
+
+/// Keep the receipt in the ledger. Returns false if this batch was recorded already (a concurrent twin).
+pub async fn record_submission(
+    conn: &mut PgConnection,
+    receipt: &pb::SubmissionReceipt,
+) -> Result<bool, sqlx::Error> {
+    let outcome = pb::SubmissionOutcome::try_from(receipt.outcome)
+        .unwrap_or(pb::SubmissionOutcome::Unspecified)
+        .as_str_name();
+    let inserted = sqlx::query(
+        "INSERT INTO submission (partner_code, batch_id, outcome, receipt) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&receipt.partner_code)
+    .bind(&receipt.batch_id)
+    .bind(outcome)
+    .bind(receipt.encode_to_vec())
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// What storing one observation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Updated { revision: i32 },
+    Unchanged,
+}
+
+/// Store a value as the current one for its period, adding a revision when it differs from what is held.
+pub async fn store_observation(
+    conn: &mut PgConnection,
+    observation: &ValidObservation,
+    rag: Rag,
+    partner: &str,
+    batch_id: &str,
+) -> Result<(Change, i32), sqlx::Error> {
+    let period = observation.period;
+    let current: Option<(f64, Option<f64>, Option<f64>, i32)> = sqlx::query_as(
+        "SELECT value, numerator, denominator, revision FROM observation WHERE indicator_code = $1 \
+         AND locality_code = $2 AND period_type = $3 AND period_year = $4 AND period_number = $5 FOR UPDATE",
+    )
+    .bind(&observation.indicator.code)
+    .bind(&observation.locality_code)
+    .bind(period.kind().as_str())
+    .bind(period.year())
+    .bind(period.number())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (change, revision) = match current {
+        Some((value, numerator, denominator, revision))
+            if value == observation.value
+                && numerator == observation.numerator
+                && denominator == observation.denominator =>
+        {
+            return Ok((Change::Unchanged, revision));
+        }
+        Some((_, _, _, revision)) => (
+            Change::Updated {
+                revision: revision + 1,
+            },
+            revision + 1,
+        ),
+        None => (Change::Created, 1),
+    };
+    sqlx::query(
+        "INSERT INTO observation (indicator_code, locality_code, period_type, period_year, period_number, \
+         value, numerator, denominator, note, rag, revision, partner_code, batch_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (indicator_code, locality_code, period_type, period_year, period_number) DO UPDATE SET \
+         value = EXCLUDED.value, numerator = EXCLUDED.numerator, denominator = EXCLUDED.denominator, \
+         note = EXCLUDED.note, rag = EXCLUDED.rag, revision = EXCLUDED.revision, \
+         partner_code = EXCLUDED.partner_code, batch_id = EXCLUDED.batch_id, recorded_at = now()",
+    )
+    .bind(&observation.indicator.code)
+    .bind(&observation.locality_code)
+    .bind(period.kind().as_str())
+    .bind(period.year())
+    .bind(period.number())
+    .bind(observation.value)
+    .bind(observation.numerator)
+    .bind(observation.denominator)
+    .bind(&observation.note)
+    .bind(rag as i32)
+    .bind(revision)
+    .bind(partner)
+    .bind(batch_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO observation_revision (indicator_code, locality_code, period_type, period_year, \
+         period_number, revision, value, numerator, denominator, note, partner_code, batch_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&observation.indicator.code)
+    .bind(&observation.locality_code)
+    .bind(period.kind().as_str())
+    .bind(period.year())
+    .bind(period.number())
+    .bind(revision)
+    .bind(observation.value)
+    .bind(observation.numerator)
+    .bind(observation.denominator)
+    .bind(&observation.note)
+    .bind(partner)
+    .bind(batch_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok((change, revision))
+}
+
+/// True when no later period than `period` is stored for the series: only the latest value moves the
+/// escalation state (a correction to last year must not re-raise or clear this year's concern).
+pub async fn is_latest_period(
+    conn: &mut PgConnection,
+    indicator: &str,
+    locality: &str,
+    period: Period,
+) -> Result<bool, sqlx::Error> {
+    let later: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM observation WHERE indicator_code = $1 AND locality_code = $2 \
+         AND (period_year, period_number) > ($3, $4))",
+    )
+    .bind(indicator)
+    .bind(locality)
+    .bind(period.year())
+    .bind(period.number())
+    .fetch_one(conn)
+    .await?;
+    Ok(!later)
+}
+
+/// The open occurrence of an escalation, if any.
+pub async fn open_escalation(conn: &mut PgConnection, dedup_key: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT occurrence_id FROM escalation WHERE dedup_key = $1 AND resolved_at IS NULL FOR UPDATE",
+    )
+    .bind(dedup_key)
+    .fetch_optional(conn)
+    .await
+}
+
+pub struct NewEscalation<'a> {
+    pub occurrence_id: Uuid,
+    pub dedup_key: &'a str,
+    pub rule: &'a str,
+    pub indicator_code: &'a str,
+    pub locality_code: &'a str,
+    pub period_label: &'a str,
+    pub value: f64,
+    pub target: f64,
+}
+
+pub async fn open_new_escalation(
+    conn: &mut PgConnection,
+    new: &NewEscalation<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO escalation (occurrence_id, dedup_key, rule, indicator_code, locality_code, period_label, \
+         value, target) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new.occurrence_id)
+    .bind(new.dedup_key)
+    .bind(new.rule)
+    .bind(new.indicator_code)
+    .bind(new.locality_code)
+    .bind(new.period_label)
+    .bind(new.value)
+    .bind(new.target)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn resolve_escalation(conn: &mut PgConnection, occurrence_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE escalation SET resolved_at = now() WHERE occurrence_id = $1")
+        .bind(occurrence_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct ObservationRow {
+    indicator_code: String,
+    locality_code: String,
+    period_type: String,
+    period_year: i32,
+    period_number: i32,
+    value: f64,
+    numerator: Option<f64>,
+    denominator: Option<f64>,
+    note: String,
+    rag: i32,
+    revision: i32,
+    partner_code: String,
+    batch_id: String,
+    recorded_at: time::OffsetDateTime,
+}
+
+/// Current values of an indicator, for the read API.
+pub async fn list_observations(
+    conn: &mut PgConnection,
+    indicator: &str,
+    locality: Option<&str>,
+) -> Result<Vec<pb::StoredObservation>, sqlx::Error> {
+    let rows: Vec<ObservationRow> = sqlx::query_as(
+        "SELECT indicator_code, locality_code, period_type, period_year, period_number, value, numerator, \
+         denominator, note, rag, revision, partner_code, batch_id, recorded_at FROM observation \
+         WHERE indicator_code = $1 AND ($2::text IS NULL OR locality_code = $2) \
+         ORDER BY locality_code, period_year, period_number",
+    )
+    .bind(indicator)
+    .bind(locality)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let period =
+                Period::new(PeriodType::parse(&r.period_type)?, r.period_year, r.period_number).ok()?;
+            Some(pb::StoredObservation {
+                observation: Some(pb::Observation {
+                    indicator_code: r.indicator_code,
+                    locality_code: r.locality_code,
+                    period: Some(period.to_proto()),
+                    value: r.value,
+                    numerator: r.numerator,
+                    denominator: r.denominator,
+                    note: r.note,
+                }),
+                rag: r.rag,
+                revision: u32::try_from(r.revision).unwrap_or(0),
+                partner_code: r.partner_code,
+                batch_id: r.batch_id,
+                recorded_at: Some(trust_runtime::grpc::timestamp(r.recorded_at)),
+            })
+        })
+        .collect())
+}
