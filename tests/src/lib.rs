@@ -1,1 +1,166 @@
+//! Test harness for the end-to-end tests: each test gets its own database (with the four service roles and
+//! schemas), its own NATS namespace on the shared JetStream server, and where it needs them a real SMTP
+//! server (Debian's python3-aiosmtpd) or a private nats-server started from `deploy/nats`.
 
+pub mod fixtures;
+pub mod nats_server;
+pub mod smtp;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use trust_runtime::ConfigLoader;
+use trust_runtime::db::{self, ServiceSchema};
+use uuid::Uuid;
+
+pub const ADMIN_URL_ENV: &str = "TRUST_TEST_ADMIN_DATABASE_URL";
+pub const NATS_URL_ENV: &str = "TRUST_TEST_NATS_URL";
+
+/// The repository root (for `deploy/` files).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// (role, schema) of each service.
+pub const SERVICES: [(&str, &str); 4] = [
+    ("trust_ingest", "ingest"),
+    ("trust_safeguarding", "safeguarding"),
+    ("trust_commissioning", "commissioning"),
+    ("trust_notifications", "notifications"),
+];
+
+/// One test's private slice of Postgres and NATS.
+pub struct TestEnv {
+    pub admin_url: String,
+    pub database: String,
+    /// Subject and stream prefix on the shared NATS server.
+    pub namespace: String,
+    pub nats_url: String,
+    host_port: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        let admin_url = std::env::var(ADMIN_URL_ENV)
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let nats_url = std::env::var(NATS_URL_ENV).unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+        let id = Uuid::new_v4().simple().to_string();
+        let database = format!("trust_t_{}", &id[..16]);
+        let namespace = format!("t{}", &id[..12]);
+        let host_port = admin_url
+            .rsplit_once('@')
+            .map(|(_, rest)| rest)
+            .unwrap_or("127.0.0.1:5432/postgres")
+            .split('/')
+            .next()
+            .unwrap_or("127.0.0.1:5432")
+            .to_owned();
+        let schemas: Vec<ServiceSchema> = SERVICES
+            .iter()
+            .map(|(role, schema)| ServiceSchema {
+                role: (*role).to_owned(),
+                schema: (*schema).to_owned(),
+                password: None,
+            })
+            .collect();
+        db::provision(&admin_url, &database, &schemas)
+            .await
+            .expect("provision the test database (is Postgres running? see deploy/local/ensure-infra.sh)");
+        Self {
+            admin_url,
+            database,
+            namespace,
+            nats_url,
+            host_port,
+        }
+    }
+
+    /// Connection URL as a service role.
+    pub fn database_url(&self, role: &str) -> String {
+        format!("postgres://{role}@{}/{}", self.host_port, self.database)
+    }
+
+    /// Configuration for a service under test: its role and schema, this test's namespace, random ports,
+    /// short consumer timings.
+    pub fn config<T: serde::de::DeserializeOwned>(&self, defaults: &'static str, role: &str) -> T {
+        self.loader(defaults, role).load().expect("test configuration")
+    }
+
+    pub fn loader(&self, defaults: &'static str, role: &str) -> ConfigLoader {
+        ConfigLoader::new(defaults)
+            .without_environment()
+            .set("database.url", self.database_url(role))
+            .set("database.max_connections", 5_i64)
+            .set("nats.url", self.nats_url.clone())
+            .set("nats.namespace", self.namespace.clone())
+            .set("nats.duplicate_window_secs", 120_i64)
+            .set("grpc.listen", "127.0.0.1:0")
+            .set("metrics.listen", "127.0.0.1:0")
+            .set("consumer.ack_wait_secs", 2_i64)
+            .set("consumer.retry_base_ms", 50_i64)
+            .set("consumer.retry_max_secs", 1_i64)
+            .set("outbox.poll_interval_ms", 200_i64)
+    }
+
+    /// A pool as a service role, with its schema on the search path.
+    pub async fn pool(&self, role: &str, schema: &str) -> sqlx::PgPool {
+        let settings = trust_runtime::config::DatabaseSettings {
+            url: self.database_url(role),
+            schema: schema.to_owned(),
+            max_connections: 5,
+            acquire_timeout_secs: 10,
+        };
+        db::connect(&settings).await.expect("connect as service role")
+    }
+
+    pub async fn nats(&self) -> async_nats::Client {
+        async_nats::connect(&self.nats_url)
+            .await
+            .expect("connect to NATS")
+    }
+
+    /// Subject in this test's namespace.
+    pub fn subject(&self, subject: &str) -> String {
+        format!("{}.{subject}", self.namespace)
+    }
+
+    /// Drop the database and this namespace's streams.
+    pub async fn cleanup(self) {
+        if let Ok(client) = async_nats::connect(&self.nats_url).await {
+            let js = async_nats::jetstream::new(client);
+            let ns = trust_runtime::bus::Namespace::new(self.namespace.clone());
+            for stream in trust_runtime::bus::STREAMS {
+                let _ = js.delete_stream(ns.stream(stream.name)).await;
+            }
+        }
+        if let Err(err) = db::drop_database(&self.admin_url, &self.database).await {
+            eprintln!("could not drop test database {}: {err}", self.database);
+        }
+    }
+}
+
+/// Poll `check` until it returns Some, or panic after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

@@ -102,7 +102,7 @@ pub struct ConfigLoader {
     service_defaults: &'static str,
     file: Option<PathBuf>,
     use_environment: bool,
-    overrides: Vec<(String, String)>,
+    overrides: Vec<(String, config::Value)>,
 }
 
 impl ConfigLoader {
@@ -132,7 +132,7 @@ impl ConfigLoader {
     }
 
     /// Set one key, e.g. `("database.url", "...")`, above every other layer.
-    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<config::Value>) -> Self {
         self.overrides.push((key.into(), value.into()));
         self
     }

@@ -96,7 +96,7 @@ pub async fn provision(admin_url: &str, database: &str, services: &[ServiceSchem
     admin.close().await?;
 
     let mut db = PgConnection::connect_with(&admin_options.database(&database)).await?;
-    sqlx::query(AssertSqlSafe(format!(
+    sqlx::raw_sql(AssertSqlSafe(format!(
         "REVOKE ALL ON DATABASE {database} FROM PUBLIC; REVOKE ALL ON SCHEMA public FROM PUBLIC"
     )))
     .execute(&mut db)
@@ -104,7 +104,7 @@ pub async fn provision(admin_url: &str, database: &str, services: &[ServiceSchem
     for service in services {
         let role = checked_identifier("role", &service.role)?;
         let schema = checked_identifier("schema", &service.schema)?;
-        sqlx::query(AssertSqlSafe(format!(
+        sqlx::raw_sql(AssertSqlSafe(format!(
             "GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {role}; \
              CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}; \
              REVOKE ALL ON SCHEMA {schema} FROM PUBLIC; \

@@ -9,23 +9,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
-static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+static RECORDER: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
 fn recorder() -> Result<PrometheusHandle> {
-    if let Some(handle) = RECORDER.get() {
-        return Ok(handle.clone());
-    }
-    let handle = match PrometheusBuilder::new().install_recorder() {
-        Ok(handle) => handle,
-        // Another thread installed one between our check and now.
-        Err(err) => {
-            return RECORDER
-                .get()
-                .cloned()
-                .ok_or_else(|| Error::Metrics(err.to_string()));
-        }
-    };
-    Ok(RECORDER.get_or_init(|| handle).clone())
+    // get_or_init runs the installer once; concurrent callers wait for it.
+    RECORDER
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(Error::Metrics)
 }
 
 pub(crate) async fn serve(listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
