@@ -53,15 +53,21 @@ async fn fixture(max_deliver: i64) -> Fixture {
         .load()
         .expect("config");
     let settings = config.platform;
-    let pool = trust_runtime::db::connect(&settings.database).await.expect("connect");
-    trust_runtime::db::migrate(&pool, &indicator_ingest::MIGRATIONS).await.expect("migrate");
+    let pool = trust_runtime::db::connect(&settings.database)
+        .await
+        .expect("connect");
+    trust_runtime::db::migrate(&pool, &indicator_ingest::MIGRATIONS)
+        .await
+        .expect("migrate");
     sqlx::query("CREATE TABLE test_effect (message_id text NOT NULL)")
         .execute(&pool)
         .await
         .expect("effect table");
     let jetstream = jetstream::new(env.nats().await);
     let namespace = Namespace::new(env.namespace.clone());
-    bus::declare_streams(&jetstream, &namespace, &settings.nats).await.expect("streams");
+    bus::declare_streams(&jetstream, &namespace, &settings.nats)
+        .await
+        .expect("streams");
     Fixture {
         env,
         settings,
@@ -147,21 +153,29 @@ async fn relay_stopped_between_publish_and_marking_causes_no_duplicate_effect() 
     batch.publish(&f.jetstream).await.expect("publish");
     drop(batch);
 
-    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_message WHERE published_at IS NULL")
-        .fetch_one(&f.pool)
-        .await
-        .expect("count");
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox_message WHERE published_at IS NULL")
+            .fetch_one(&f.pool)
+            .await
+            .expect("count");
     assert_eq!(unpublished, 1, "the crash left the message unmarked");
 
     // The restarted relay publishes it again, with the same Nats-Msg-Id.
     assert_eq!(relay.flush().await.expect("flush"), 1);
-    assert_eq!(f.stream_messages().await, 1, "JetStream dropped the re-publish as a duplicate");
+    assert_eq!(
+        f.stream_messages().await,
+        1,
+        "JetStream dropped the re-publish as a duplicate"
+    );
 
     // Downstream sees it once.
     let shutdown = CancellationToken::new();
     let consumer = f.consumer(Arc::new(AtomicBool::new(false))).await;
     let running = tokio::spawn(consumer.run(shutdown.clone()));
-    eventually(Duration::from_secs(10), "the effect", || async { (f.effects().await == 1).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "the effect", || async {
+        (f.effects().await == 1).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(f.effects().await, 1);
     shutdown.cancel();
@@ -177,9 +191,15 @@ async fn a_message_redelivered_after_a_crash_before_ack_has_its_effect_once() {
 
     let consumer = f.consumer(Arc::new(AtomicBool::new(false))).await;
     // First delivery: apply (effect and processed id commit) then crash before ack (drop the message).
-    let stream = f.jetstream.get_stream(f.namespace.stream(INGEST.name)).await.expect("stream");
-    let raw: jetstream::consumer::PullConsumer =
-        stream.get_consumer(&f.namespace.stream(SPEC.durable)).await.expect("consumer handle");
+    let stream = f
+        .jetstream
+        .get_stream(f.namespace.stream(INGEST.name))
+        .await
+        .expect("stream");
+    let raw: jetstream::consumer::PullConsumer = stream
+        .get_consumer(&f.namespace.stream(SPEC.durable))
+        .await
+        .expect("consumer handle");
     let mut batch = raw.fetch().max_messages(1).messages().await.expect("fetch");
     let message = batch.next().await.expect("one message").expect("message");
     assert_eq!(consumer.apply(&message).await, Outcome::Applied);
@@ -222,7 +242,11 @@ async fn a_message_that_always_fails_is_parked_with_its_error_and_replays_once()
     .await;
     assert_eq!(parked.message_id, "event-3");
     assert_eq!(parked.deliveries, 3, "parked after the last allowed delivery");
-    assert!(parked.error.contains("downstream system unavailable"), "{}", parked.error);
+    assert!(
+        parked.error.contains("downstream system unavailable"),
+        "{}",
+        parked.error
+    );
     assert_eq!(f.effects().await, 0);
 
     // The fault is fixed; an operator replays the message and it takes effect once.
@@ -233,8 +257,10 @@ async fn a_message_that_always_fails_is_parked_with_its_error_and_replays_once()
         Err(dead_letter::ReplayError::AlreadyReplayed { .. })
     ));
     f.relay().flush().await.expect("relay the replay");
-    eventually(Duration::from_secs(10), "the replayed effect", || async { (f.effects().await == 1).then_some(()) })
-        .await;
+    eventually(Duration::from_secs(10), "the replayed effect", || async {
+        (f.effects().await == 1).then_some(())
+    })
+    .await;
     let applied: String = sqlx::query_scalar("SELECT message_id FROM test_effect")
         .fetch_one(&f.pool)
         .await
