@@ -48,6 +48,7 @@ pub enum ReplayError {
 
 #[derive(sqlx::FromRow)]
 struct ParkedRow {
+    consumer: String,
     subject: String,
     message_id: String,
     payload: Vec<u8>,
@@ -87,19 +88,21 @@ pub async fn list(pool: &PgPool, include_replayed: bool) -> Result<Vec<DeadLette
     .await
 }
 
-/// Re-publish a parked message to its original subject through the outbox, under a new message id (the
-/// original is remembered as processed by nobody, but JetStream may still hold it in its duplicate window).
-/// Returns the replay's message id. A message is replayed at most once.
+/// Re-publish a parked message to its original subject through the outbox, under a new message id (JetStream
+/// may still hold the original id in its duplicate window), marked for the consumer that parked it so other
+/// consumers of the subject, which processed the original, skip it. Returns the replay's message id. A
+/// message is replayed at most once.
 pub async fn replay(pool: &PgPool, id: i64) -> Result<String, ReplayError> {
     let mut tx = pool.begin().await?;
     let row: Option<ParkedRow> = sqlx::query_as(
-        "SELECT subject, message_id, payload, headers, replay_message_id FROM dead_letter \
+        "SELECT consumer, subject, message_id, payload, headers, replay_message_id FROM dead_letter \
              WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(ParkedRow {
+        consumer,
         subject,
         message_id,
         payload,
@@ -118,6 +121,7 @@ pub async fn replay(pool: &PgPool, id: i64) -> Result<String, ReplayError> {
     let replay_message_id = format!("{message_id}:replay:{id}");
     let mut headers = headers.0;
     headers.set_message_id(&replay_message_id);
+    headers.set_replay_for(&consumer);
     let message = OutboxMessage {
         message_id: replay_message_id.clone(),
         subject,

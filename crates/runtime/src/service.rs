@@ -169,19 +169,10 @@ impl Platform {
             let mut failure: Option<Error> = None;
             // Run until asked to stop, or until any part fails (then stop the rest and report it).
             tokio::select! {
+                biased;
                 () = supervisor_shutdown.cancelled() => {}
-                Some(joined) = workers.join_next() => {
-                    failure = task_failure(joined);
-                    if failure.is_none() {
-                        failure = Some(Error::Task { task: "worker".into(), reason: "stopped unexpectedly".into() });
-                    }
-                }
-                Some(joined) = servers.join_next() => {
-                    failure = task_failure(joined);
-                    if failure.is_none() {
-                        failure = Some(Error::Task { task: "server".into(), reason: "stopped unexpectedly".into() });
-                    }
-                }
+                Some(joined) = workers.join_next() => failure = unexpected_end(joined, &supervisor_shutdown, "worker"),
+                Some(joined) = servers.join_next() => failure = unexpected_end(joined, &supervisor_shutdown, "server"),
             }
             health.set_service_status("", ServingStatus::NotServing).await;
             supervisor_shutdown.cancel();
@@ -213,6 +204,22 @@ impl Platform {
             handle,
         })
     }
+}
+
+/// A task that ended before shutdown was asked for has failed, even if it returned Ok.
+fn unexpected_end(
+    joined: std::result::Result<TaskResult, tokio::task::JoinError>,
+    shutdown: &CancellationToken,
+    kind: &str,
+) -> Option<Error> {
+    let failure = task_failure(joined);
+    if failure.is_some() || shutdown.is_cancelled() {
+        return failure;
+    }
+    Some(Error::Task {
+        task: kind.to_owned(),
+        reason: "stopped unexpectedly".into(),
+    })
 }
 
 fn task_failure(joined: std::result::Result<TaskResult, tokio::task::JoinError>) -> Option<Error> {

@@ -7,6 +7,8 @@ pub const CONTENT_TYPE_PROTOBUF: &str = "application/protobuf";
 /// Fully qualified protobuf message name of the payload, e.g. `trust.alerting.v1.EscalationRaised`.
 pub const MESSAGE_TYPE_HEADER: &str = "Trust-Message-Type";
 const MSG_ID_HEADER: &str = "Nats-Msg-Id";
+/// On a replayed dead letter: the one durable consumer that should process it; others skip it.
+const REPLAY_FOR_HEADER: &str = "Trust-Replay-For";
 const CONTENT_TYPE_HEADER: &str = "content-type";
 
 /// The headers of a platform bus message, kept as plain strings so they can be stored in the outbox.
@@ -50,6 +52,16 @@ impl MessageHeaders {
 
     pub fn set_message_id(&mut self, message_id: &str) {
         self.0.insert(MSG_ID_HEADER.to_owned(), message_id.to_owned());
+    }
+
+    /// Mark a replay as meant for `consumer` only.
+    pub fn set_replay_for(&mut self, consumer: &str) {
+        self.0.insert(REPLAY_FOR_HEADER.to_owned(), consumer.to_owned());
+    }
+
+    /// The consumer a replayed message is meant for, if it is a replay.
+    pub fn replay_for(&self) -> Option<&str> {
+        self.0.get(REPLAY_FOR_HEADER).map(String::as_str)
     }
 
     /// The trace this message belongs to, or a new one when the sender gave none.
