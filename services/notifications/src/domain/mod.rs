@@ -1,0 +1,15 @@
+//! The rules of notifications, in plain Rust with no I/O: what an escalation event is and how it moves an
+//! alert, who is told, what the email says, whether a directory is acceptable, and when a failed email is
+//! tried again. The adapters (store, receiver, delivery worker, gRPC) only move data in and out of these.
+
+pub mod directory;
+pub mod event;
+pub mod recipients;
+pub mod render;
+pub mod retry;
+
+pub use directory::{DirectoryError, validate_directory};
+pub use event::{AlertState, CurrentAlert, DecodeError, Escalation, EventKind, Transition};
+pub use recipients::{Responsibility, Specificity, select_recipients};
+pub use render::{Email, render};
+pub use retry::{AfterFailure, after_failure};

@@ -1,0 +1,105 @@
+//! The `trust.notifications.v1.Notifications` API: loading the staff directory and listing deliveries.
+
+use std::collections::HashSet;
+
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+use trust_proto::notifications::v1 as pb;
+use trust_runtime::grpc::timestamp;
+
+use crate::domain::validate_directory;
+use crate::store::{self, DeliveryRecord};
+
+const DEFAULT_LIST_LIMIT: u32 = 100;
+const MAX_LIST_LIMIT: u32 = 1000;
+
+pub struct NotificationsApi {
+    pool: PgPool,
+}
+
+impl NotificationsApi {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn internal(err: sqlx::Error) -> Status {
+    tracing::error!(error = %err, "database error in the notifications API");
+    Status::internal("database error; see the notifications service log")
+}
+
+#[tonic::async_trait]
+impl pb::notifications_server::Notifications for NotificationsApi {
+    /// Validate the whole directory first, then upsert staff and replace the responsibilities in one
+    /// transaction: a rejected directory changes nothing.
+    async fn put_staff_directory(
+        &self,
+        request: Request<pb::StaffDirectory>,
+    ) -> Result<Response<pb::PutStaffDirectoryResponse>, Status> {
+        let directory = request.into_inner();
+        let mut tx = self.pool.begin().await.map_err(internal)?;
+        store::lock_directory(&mut tx).await.map_err(internal)?;
+        let referenced: Vec<String> = directory
+            .responsibilities
+            .iter()
+            .map(|r| r.staff_code.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let existing: HashSet<String> = store::existing_staff(&mut tx, &referenced)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .collect();
+        validate_directory(&directory, |code| existing.contains(code))
+            .map_err(|err| Status::invalid_argument(err.reason))?;
+        let (staff, responsibilities) = store::replace_directory(&mut tx, &directory)
+            .await
+            .map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
+        tracing::info!(staff, responsibilities, "staff directory replaced");
+        Ok(Response::new(pb::PutStaffDirectoryResponse {
+            staff: u32::try_from(staff).unwrap_or(u32::MAX),
+            responsibilities: u32::try_from(responsibilities).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
+        let request = request.into_inner();
+        let limit = match request.limit {
+            0 => DEFAULT_LIST_LIMIT,
+            n => n.min(MAX_LIST_LIMIT),
+        };
+        let rows = store::list_deliveries(&self.pool, &request.dedup_key, i64::from(limit))
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(pb::ListDeliveriesResponse {
+            deliveries: rows.into_iter().map(to_proto).collect(),
+        }))
+    }
+}
+
+fn to_proto(row: DeliveryRecord) -> pb::Delivery {
+    let state = match row.state.as_str() {
+        "pending" => pb::DeliveryState::Pending,
+        "sent" => pb::DeliveryState::Sent,
+        "failed" => pb::DeliveryState::Failed,
+        _ => pb::DeliveryState::Unspecified,
+    };
+    pb::Delivery {
+        id: row.id.to_string(),
+        dedup_key: row.dedup_key,
+        occurrence_id: row.occurrence_id,
+        event: row.event,
+        staff_code: row.staff_code,
+        email: row.email,
+        state: state.into(),
+        attempts: u32::try_from(row.attempts).unwrap_or(0),
+        last_error: row.last_error.unwrap_or_default(),
+        created_at: Some(timestamp(row.created_at)),
+        sent_at: row.sent_at.map(timestamp),
+    }
+}

@@ -1,0 +1,86 @@
+//! The consumer of escalations: "what happens to an escalation" is [`apply`]. It runs inside the consumer's
+//! transaction, so the alert, the queued emails and the processed message id commit together; sending is
+//! left to the delivery worker, so a slow mail relay never holds up the bus.
+
+use sqlx::PgConnection;
+use trust_runtime::{Delivery, HandlerError, MessageHandler};
+
+use crate::domain::{self, Escalation, EventKind, Transition};
+use crate::store;
+
+/// Applies escalation events from the ESCALATIONS stream.
+#[derive(Debug, Clone, Default)]
+pub struct EscalationReceiver;
+
+impl EscalationReceiver {
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl MessageHandler for EscalationReceiver {
+    async fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        delivery: &'a Delivery<'a>,
+    ) -> Result<(), HandlerError> {
+        let event = Escalation::decode(delivery.subject, delivery.payload)
+            .map_err(|err| HandlerError::Permanent(err.to_string()))?;
+        apply(conn, &event).await?;
+        Ok(())
+    }
+}
+
+/// Record the event on its alert and queue an email for each person to tell. Returns how many emails were
+/// newly queued (0 for a repeat of an event already handled).
+pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, sqlx::Error> {
+    let current = store::lock_alert(conn, event.dedup_key()).await?;
+    if let Transition::Stale(reason) = event.transition(current.as_ref()) {
+        tracing::info!(
+            dedup_key = event.dedup_key(),
+            occurrence_id = event.occurrence_id(),
+            event = event.kind().as_str(),
+            reason,
+            "ignoring out-of-date escalation event"
+        );
+        return Ok(0);
+    }
+    store::upsert_alert(conn, event).await?;
+
+    let mut staff_codes = Vec::new();
+    if event.kind() == EventKind::Resolved {
+        // Tell the people who were told it was raised that it has cleared.
+        staff_codes = store::raised_recipients(conn, event.dedup_key(), event.occurrence_id()).await?;
+    }
+    if staff_codes.is_empty() {
+        // A raise, or a resolution whose raise reached nobody here: whoever is responsible now.
+        let candidates =
+            store::candidate_responsibilities(conn, event.indicator_code(), event.locality_code()).await?;
+        staff_codes = domain::select_recipients(&candidates, event.indicator_code(), event.locality_code());
+    }
+    let recipients = store::staff_contacts(conn, &staff_codes).await?;
+    if recipients.is_empty() {
+        // The alert is recorded all the same (and listed by operators). Issue 4 adds a default route so an
+        // escalation always reaches someone; until then a directory without a default contact can miss one.
+        tracing::error!(
+            dedup_key = event.dedup_key(),
+            occurrence_id = event.occurrence_id(),
+            indicator_code = event.indicator_code(),
+            locality_code = event.locality_code(),
+            event = event.kind().as_str(),
+            "no staff member is responsible for this escalation; nobody will be emailed"
+        );
+        return Ok(0);
+    }
+    let email = domain::render(event);
+    let queued = store::queue_deliveries(conn, event, &recipients, &email).await?;
+    tracing::info!(
+        dedup_key = event.dedup_key(),
+        occurrence_id = event.occurrence_id(),
+        event = event.kind().as_str(),
+        recipients = recipients.len(),
+        queued,
+        "escalation recorded; emails queued"
+    );
+    Ok(queued)
+}

@@ -1,0 +1,339 @@
+//! SQL for notifications' schema: the staff directory, alerts, and the delivery queue. Functions take a
+//! connection so callers decide the transaction (the consumer's, the worker's claim, a gRPC call's).
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use trust_proto::notifications::v1::StaffDirectory;
+use uuid::Uuid;
+
+use crate::domain::{AlertState, CurrentAlert, Email, Escalation, EventKind, Responsibility};
+
+/// The alert for `dedup_key`, locked until the transaction ends so two events for it apply one at a time.
+/// The advisory lock covers the first event of a key too, when there is no row yet to lock (two replicas
+/// taking a raise and its resolution at once must not both decide against "no alert").
+pub async fn lock_alert(
+    conn: &mut PgConnection,
+    dedup_key: &str,
+) -> Result<Option<CurrentAlert>, sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('notifications.alert:' || $1, 0))")
+        .bind(dedup_key)
+        .execute(&mut *conn)
+        .await?;
+    let row: Option<(String, String, Option<OffsetDateTime>)> =
+        sqlx::query_as("SELECT occurrence_id, state, raised_at FROM alert WHERE dedup_key = $1 FOR UPDATE")
+            .bind(dedup_key)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(occurrence_id, state, raised_at)| CurrentAlert {
+        occurrence_id,
+        // The CHECK constraint allows only the two states; anything else reads as firing, the safe side.
+        state: AlertState::parse(&state).unwrap_or(AlertState::Firing),
+        raised_at,
+    }))
+}
+
+/// Record an event on its alert: a raise makes it firing (a new occurrence replaces the old one), a
+/// resolution makes it resolved. The event itself is kept as `last_event`.
+pub async fn upsert_alert(conn: &mut PgConnection, event: &Escalation) -> Result<(), sqlx::Error> {
+    let query = match event.kind() {
+        EventKind::Raised => sqlx::query(
+            "INSERT INTO alert (dedup_key, occurrence_id, state, source, rule, summary, indicator_code, \
+                                locality_code, raised_at, resolved_at, last_event) \
+             VALUES ($1, $2, 'firing', $3, $4, $5, $6, $7, COALESCE($8, now()), NULL, $9) \
+             ON CONFLICT (dedup_key) DO UPDATE SET \
+                occurrence_id = EXCLUDED.occurrence_id, state = 'firing', source = EXCLUDED.source, \
+                rule = EXCLUDED.rule, summary = EXCLUDED.summary, indicator_code = EXCLUDED.indicator_code, \
+                locality_code = EXCLUDED.locality_code, raised_at = EXCLUDED.raised_at, resolved_at = NULL, \
+                last_event = EXCLUDED.last_event, updated_at = now()",
+        ),
+        EventKind::Resolved => sqlx::query(
+            "INSERT INTO alert (dedup_key, occurrence_id, state, source, rule, summary, indicator_code, \
+                                locality_code, raised_at, resolved_at, last_event) \
+             VALUES ($1, $2, 'resolved', $3, $4, $5, $6, $7, NULL, COALESCE($8, now()), $9) \
+             ON CONFLICT (dedup_key) DO UPDATE SET \
+                occurrence_id = EXCLUDED.occurrence_id, state = 'resolved', source = EXCLUDED.source, \
+                rule = EXCLUDED.rule, summary = EXCLUDED.summary, indicator_code = EXCLUDED.indicator_code, \
+                locality_code = EXCLUDED.locality_code, resolved_at = EXCLUDED.resolved_at, \
+                last_event = EXCLUDED.last_event, updated_at = now()",
+        ),
+    };
+    query
+        .bind(event.dedup_key())
+        .bind(event.occurrence_id())
+        .bind(event.source())
+        .bind(event.rule())
+        .bind(event.summary())
+        .bind(event.indicator_code())
+        .bind(event.locality_code())
+        .bind(event.occurred_at())
+        .bind(event.encode())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Responsibilities that could match the indicator and locality (exact code or empty); the domain picks
+/// the most specific.
+pub async fn candidate_responsibilities(
+    conn: &mut PgConnection,
+    indicator_code: &str,
+    locality_code: &str,
+) -> Result<Vec<Responsibility>, sqlx::Error> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT staff_code, indicator_code, locality_code FROM responsibility \
+         WHERE indicator_code IN ('', $1) AND locality_code IN ('', $2)",
+    )
+    .bind(indicator_code)
+    .bind(locality_code)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(staff_code, indicator_code, locality_code)| Responsibility {
+            staff_code,
+            indicator_code,
+            locality_code,
+        })
+        .collect())
+}
+
+/// Staff codes told about the raise of an occurrence: the people a resolution goes to.
+pub async fn raised_recipients(
+    conn: &mut PgConnection,
+    dedup_key: &str,
+    occurrence_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT staff_code FROM delivery WHERE dedup_key = $1 AND occurrence_id = $2 AND event = 'raised' \
+         ORDER BY staff_code",
+    )
+    .bind(dedup_key)
+    .bind(occurrence_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Someone an email can go to.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StaffContact {
+    pub code: String,
+    pub name: String,
+    pub email: String,
+}
+
+pub async fn staff_contacts(
+    conn: &mut PgConnection,
+    codes: &[String],
+) -> Result<Vec<StaffContact>, sqlx::Error> {
+    sqlx::query_as("SELECT code, name, email FROM staff WHERE code = ANY($1) ORDER BY code")
+        .bind(codes)
+        .fetch_all(conn)
+        .await
+}
+
+/// Queue one pending email per recipient. An event already queued for a person is skipped (unique on
+/// occurrence, event and staff), so redelivered or re-published events send nothing more. Returns how many
+/// were newly queued.
+pub async fn queue_deliveries(
+    conn: &mut PgConnection,
+    event: &Escalation,
+    recipients: &[StaffContact],
+    email: &Email,
+) -> Result<u64, sqlx::Error> {
+    if recipients.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = recipients.iter().map(|_| Uuid::now_v7()).collect();
+    let codes: Vec<&str> = recipients.iter().map(|r| r.code.as_str()).collect();
+    let addresses: Vec<&str> = recipients.iter().map(|r| r.email.as_str()).collect();
+    let result = sqlx::query(
+        "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text) \
+         SELECT r.id, $4, $5, $6, r.staff_code, r.email, $7, $8 \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS r (id, staff_code, email) \
+         ON CONFLICT (occurrence_id, event, staff_code) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&codes)
+    .bind(&addresses)
+    .bind(event.dedup_key())
+    .bind(event.occurrence_id())
+    .bind(event.kind().as_str())
+    .bind(&email.subject)
+    .bind(&email.body_text)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// A delivery claimed for sending.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueDelivery {
+    pub id: Uuid,
+    pub dedup_key: String,
+    pub staff_code: String,
+    pub email: String,
+    pub subject: String,
+    pub body_text: String,
+    pub attempts: i32,
+}
+
+/// Lock the next pending delivery that is due. Rows another worker holds are skipped, so two replicas
+/// never send the same email; the lock lasts until the caller's transaction ends.
+pub async fn claim_due(conn: &mut PgConnection) -> Result<Option<DueDelivery>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, dedup_key, staff_code, email, subject, body_text, attempts FROM delivery \
+         WHERE state = 'pending' AND next_attempt_at <= now() \
+         ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn mark_sent(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE delivery SET state = 'sent', attempts = attempts + 1, sent_at = now(), last_error = NULL \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_retry(
+    conn: &mut PgConnection,
+    id: Uuid,
+    delay: Duration,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query(
+        "UPDATE delivery SET attempts = attempts + 1, last_error = $3, \
+                next_attempt_at = now() + ($2::bigint * interval '1 millisecond') \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(delay_ms)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE delivery SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Of `codes`, those already in the stored staff directory.
+pub async fn existing_staff(conn: &mut PgConnection, codes: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT code FROM staff WHERE code = ANY($1)")
+        .bind(codes)
+        .fetch_all(conn)
+        .await
+}
+
+/// Keep other directory writers out until the transaction ends (readers are not blocked), so two uploads
+/// cannot interleave their replacement of the responsibilities.
+pub async fn lock_directory(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("LOCK TABLE staff, responsibility IN SHARE ROW EXCLUSIVE MODE")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Upsert the staff and replace every responsibility. Returns (staff upserted, responsibilities stored).
+pub async fn replace_directory(
+    conn: &mut PgConnection,
+    directory: &StaffDirectory,
+) -> Result<(u64, u64), sqlx::Error> {
+    let codes: Vec<&str> = directory.staff.iter().map(|s| s.code.as_str()).collect();
+    let names: Vec<&str> = directory.staff.iter().map(|s| s.name.as_str()).collect();
+    let emails: Vec<&str> = directory.staff.iter().map(|s| s.email.as_str()).collect();
+    let partners: Vec<&str> = directory.staff.iter().map(|s| s.partner_code.as_str()).collect();
+    let staff = sqlx::query(
+        "INSERT INTO staff (code, name, email, partner_code) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) \
+         ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, \
+             partner_code = EXCLUDED.partner_code, updated_at = now()",
+    )
+    .bind(&codes)
+    .bind(&names)
+    .bind(&emails)
+    .bind(&partners)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+
+    sqlx::query("DELETE FROM responsibility")
+        .execute(&mut *conn)
+        .await?;
+    let staff_codes: Vec<&str> = directory
+        .responsibilities
+        .iter()
+        .map(|r| r.staff_code.as_str())
+        .collect();
+    let indicators: Vec<&str> = directory
+        .responsibilities
+        .iter()
+        .map(|r| r.indicator_code.trim())
+        .collect();
+    let localities: Vec<&str> = directory
+        .responsibilities
+        .iter()
+        .map(|r| r.locality_code.trim())
+        .collect();
+    let responsibilities = sqlx::query(
+        "INSERT INTO responsibility (staff_code, indicator_code, locality_code) \
+         SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&staff_codes)
+    .bind(&indicators)
+    .bind(&localities)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok((staff, responsibilities))
+}
+
+/// A delivery as listed to operators.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRecord {
+    pub id: Uuid,
+    pub dedup_key: String,
+    pub occurrence_id: String,
+    pub event: String,
+    pub staff_code: String,
+    pub email: String,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub sent_at: Option<OffsetDateTime>,
+}
+
+/// Newest first; every alert when `dedup_key` is empty.
+pub async fn list_deliveries(
+    pool: &PgPool,
+    dedup_key: &str,
+    limit: i64,
+) -> Result<Vec<DeliveryRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, dedup_key, occurrence_id, event, staff_code, email, state, attempts, last_error, \
+                created_at, sent_at \
+         FROM delivery WHERE ($1 = '' OR dedup_key = $1) ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(dedup_key)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
