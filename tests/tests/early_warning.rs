@@ -73,27 +73,34 @@ async fn a_breaching_observation_emails_the_responsible_person_once() {
     let platform = start_platform(&env, smtp.port).await;
 
     // Every service answers the standard health check as SERVING.
-    for service in [
-        &platform.ingest,
-        &platform.safeguarding,
-        &platform.commissioning,
-        &platform.notifications,
-    ] {
+    let services = [
+        (&platform.ingest, "trust.ingest.v1.IndicatorIngest"),
+        (&platform.safeguarding, "trust.safeguarding.v1.SafeguardingQa"),
+        (&platform.commissioning, "trust.commissioning.v1.Commissioning"),
+        (&platform.notifications, "trust.notifications.v1.Notifications"),
+    ];
+    for (service, name) in services {
         let channel = tonic::transport::Endpoint::from_shared(url(service))
             .expect("endpoint")
             .connect()
             .await
             .expect("health connect");
         let mut health = HealthClient::new(channel);
-        let status = health
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .expect("health check")
-            .into_inner()
-            .status;
-        assert_eq!(status, ServingStatus::Serving as i32, "{}", service.grpc_addr);
+        for checked in ["", "trust.operations.v1.Operations", name] {
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: checked.to_owned(),
+                })
+                .await
+                .expect("health check")
+                .into_inner()
+                .status;
+            assert_eq!(
+                status,
+                ServingStatus::Serving as i32,
+                "{name} health for {checked:?}"
+            );
+        }
     }
 
     let mut ingest = IndicatorIngestClient::connect(url(&platform.ingest))

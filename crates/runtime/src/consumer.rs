@@ -32,8 +32,26 @@ pub enum HandlerError {
 }
 
 impl From<sqlx::Error> for HandlerError {
+    /// Integrity, data and statement errors (SQLSTATE classes 22, 23, 42) fail the same way every time;
+    /// connection loss, timeouts, deadlocks and serialization failures may not.
     fn from(err: sqlx::Error) -> Self {
-        HandlerError::Transient(format!("database: {err}"))
+        let permanent = match &err {
+            sqlx::Error::Database(db) => {
+                matches!(
+                    db.code().as_deref().and_then(|c| c.get(..2)),
+                    Some("22" | "23" | "42")
+                )
+            }
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::TypeNotFound { .. } => {
+                true
+            }
+            _ => false,
+        };
+        if permanent {
+            HandlerError::Permanent(format!("database: {err}"))
+        } else {
+            HandlerError::Transient(format!("database: {err}"))
+        }
     }
 }
 

@@ -22,6 +22,8 @@ use crate::{db, grpc, metrics};
 
 type TaskResult = (String, Result<()>);
 
+const OPERATIONS_SERVICE: &str = trust_proto::operations::v1::operations_server::SERVICE_NAME;
+
 /// The shared runtime of one running service.
 pub struct Platform {
     pub service: &'static str,
@@ -103,8 +105,12 @@ impl Platform {
     }
 
     /// Serve gRPC (with health, reflection and operations) and metrics, relay the outbox, and report
-    /// SERVING. `add_services` adds the service's own gRPC services.
-    pub async fn serve(self, add_services: impl FnOnce(&mut RoutesBuilder)) -> Result<RunningService> {
+    /// SERVING, both overall ("") and for each of `service_names` (the gRPC services `add_services` adds).
+    pub async fn serve(
+        self,
+        service_names: &[&'static str],
+        add_services: impl FnOnce(&mut RoutesBuilder),
+    ) -> Result<RunningService> {
         let Platform {
             service,
             settings,
@@ -161,7 +167,11 @@ impl Platform {
             });
         }
 
-        health.set_service_status("", ServingStatus::Serving).await;
+        let mut names = vec!["", OPERATIONS_SERVICE];
+        names.extend_from_slice(service_names);
+        for name in &names {
+            health.set_service_status(*name, ServingStatus::Serving).await;
+        }
         tracing::info!(service, %grpc_addr, ?metrics_addr, "serving");
 
         let supervisor_shutdown = shutdown.clone();
@@ -174,7 +184,9 @@ impl Platform {
                 Some(joined) = workers.join_next() => failure = unexpected_end(joined, &supervisor_shutdown, "worker"),
                 Some(joined) = servers.join_next() => failure = unexpected_end(joined, &supervisor_shutdown, "server"),
             }
-            health.set_service_status("", ServingStatus::NotServing).await;
+            for name in &names {
+                health.set_service_status(*name, ServingStatus::NotServing).await;
+            }
             supervisor_shutdown.cancel();
             while let Some(joined) = workers.join_next().await {
                 if let Some(err) = task_failure(joined) {

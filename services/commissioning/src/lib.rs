@@ -46,8 +46,11 @@ pub async fn start(
         .await?;
     let api = grpc::CommissioningApi::new(platform.pool.clone());
     platform
-        .serve(|routes| {
-            routes.add_service(CommissioningServer::new(api));
-        })
+        .serve(
+            &[trust_proto::commissioning::v1::commissioning_server::SERVICE_NAME],
+            |routes| {
+                routes.add_service(CommissioningServer::new(api));
+            },
+        )
         .await
 }

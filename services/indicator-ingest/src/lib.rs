@@ -43,8 +43,11 @@ pub async fn start(
         .await?;
     let api = grpc::IngestApi::new(platform.pool.clone(), namespace);
     platform
-        .serve(|routes| {
-            routes.add_service(IndicatorIngestServer::new(api));
-        })
+        .serve(
+            &[trust_proto::ingest::v1::indicator_ingest_server::SERVICE_NAME],
+            |routes| {
+                routes.add_service(IndicatorIngestServer::new(api));
+            },
+        )
         .await
 }

@@ -54,8 +54,11 @@ pub async fn start(
     platform.spawn_worker(DELIVERY_WORKER, move |stop| worker.run(stop));
     let api = NotificationsApi::new(platform.pool.clone());
     platform
-        .serve(|routes| {
-            routes.add_service(NotificationsServer::new(api));
-        })
+        .serve(
+            &[trust_proto::notifications::v1::notifications_server::SERVICE_NAME],
+            |routes| {
+                routes.add_service(NotificationsServer::new(api));
+            },
+        )
         .await
 }

@@ -46,8 +46,11 @@ pub async fn start(
         .await?;
     let api = grpc::SafeguardingApi::new(platform.pool.clone());
     platform
-        .serve(|routes| {
-            routes.add_service(SafeguardingQaServer::new(api));
-        })
+        .serve(
+            &[trust_proto::safeguarding::v1::safeguarding_qa_server::SERVICE_NAME],
+            |routes| {
+                routes.add_service(SafeguardingQaServer::new(api));
+            },
+        )
         .await
 }

@@ -27,13 +27,15 @@ pub async fn list(endpoints: &Endpoints, service: Service, all: bool) -> Result<
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let consumer_width = letters.iter().map(|l| l.consumer.len()).max().unwrap_or(0).max(8);
+    let subject_width = letters.iter().map(|l| l.subject.len()).max().unwrap_or(0).max(7);
     println!(
-        "{:>6}  {:<20}  {:>10}  {:<24}  {:<28}  MESSAGE ID",
+        "{:>6}  {:<20}  {:>10}  {:<consumer_width$}  {:<subject_width$}  MESSAGE ID",
         "ID", "PARKED", "DELIVERIES", "CONSUMER", "SUBJECT"
     );
     for letter in &letters {
         println!(
-            "{:>6}  {:<20}  {:>10}  {:<24}  {:<28}  {}",
+            "{:>6}  {:<20}  {:>10}  {:<consumer_width$}  {:<subject_width$}  {}",
             letter.id,
             timestamp(letter.parked_at.as_ref().map(|t| t.seconds)),
             letter.deliveries,

@@ -98,10 +98,11 @@ pub async fn run(endpoints: &Endpoints, args: &PublishArgs) -> Result<ExitCode> 
                  TRUSTCTL_PARTNER_PASSWORD; the default is {partner}-dev-password)",
                 args.nats_url
             ),
-            _ => anyhow::Error::new(err).context(format!(
-                "connecting to NATS at {} as partner {partner}",
+            // The error's text already includes its source; chaining it would say it twice.
+            _ => anyhow::anyhow!(
+                "connecting to NATS at {} as partner {partner}: {err}",
                 args.nats_url
-            )),
+            ),
         })?;
     // Subscribe before publishing, so the receipt cannot be missed. A refusal here is not fatal: the
     // ledger still answers (except for dry runs).
@@ -321,10 +322,10 @@ fn describe(receipt: &SubmissionReceipt) -> String {
         "receipt for batch {} from {}: {name} ({meaning}){}\n",
         receipt.batch_id,
         receipt.partner_code,
-        if receipt.dry_run {
-            " [dry run: nothing stored]"
-        } else {
-            ""
+        match (receipt.dry_run, outcome) {
+            (false, _) => "",
+            (true, SubmissionOutcome::Rejected) => " [dry run]",
+            (true, _) => " [dry run: nothing stored]",
         }
     );
     out.push_str(&format!(
