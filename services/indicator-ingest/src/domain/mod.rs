@@ -3,8 +3,12 @@
 
 pub mod evaluation;
 pub mod period;
+pub mod spc;
+pub mod trend;
 pub mod validation;
 
 pub use evaluation::{Evaluation, TargetSpec, evaluate};
 pub use period::{Period, PeriodError, PeriodType};
+pub use spc::{SeriesState, SpcConfig, SpcSignal};
+pub use trend::{Direction, DirectionOfTravel, direction_of_travel};
 pub use validation::{IndicatorSpec, Rejection, validate_observation};
