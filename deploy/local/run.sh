@@ -107,33 +107,45 @@ start() {
     started+=("$name")
 }
 
-stop_one() {
-    local name=$1 pid i
-    if ! pid=$(running_pid "$name"); then
+# stop <name...>: SIGTERM to each that is running, then wait for all of them together; SIGKILL whatever
+# is still there after STOP_WAIT_SECS.
+stop() {
+    local name pid i
+    local -a names=() pids=()
+    for name in "$@"; do
+        if pid=$(running_pid "$name"); then
+            say "stopping $name (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            names+=("$name")
+            pids+=("$pid")
+        fi
         rm -f "$RUN_DIR/$name.pid"
-        return 0
-    fi
-    say "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
+    done
     for ((i = 0; i < STOP_WAIT_SECS * 5; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive "${pids[@]}" || return 0
         sleep 0.2
     done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "$name (pid $pid) did not stop within ${STOP_WAIT_SECS}s of SIGTERM; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$RUN_DIR/$name.pid"
+    for i in "${!pids[@]}"; do
+        if kill -0 "${pids[i]}" 2>/dev/null; then
+            say "${names[i]} (pid ${pids[i]}) did not stop within ${STOP_WAIT_SECS}s of SIGTERM; sending SIGKILL"
+            kill -KILL "${pids[i]}" 2>/dev/null || true
+        fi
+    done
+}
+
+# True while any of the pids is running.
+alive() {
+    local pid
+    for pid in "$@"; do
+        kill -0 "$pid" 2>/dev/null && return 0
+    done
+    return 1
 }
 
 # Services first, so they can flush their outboxes to NATS, then the SMTP sink and NATS.
 stop_all() {
-    local i
-    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-        stop_one "${SERVICES[i]}"
-    done
-    stop_one smtp
-    stop_one nats
+    stop "${SERVICES[@]}"
+    stop smtp nats
 }
 
 show_log_tail() {
@@ -177,11 +189,15 @@ esac
 # earlier --detach stays up) rather than leave half a platform behind.
 ready=0
 on_exit() {
-    local status=$? i
+    local status=$? name
     if [[ $ready -eq 0 && $status -ne 0 && ${#started[@]} -gt 0 ]]; then
         say "start-up failed; stopping what this run started" >&2
-        for ((i = ${#started[@]} - 1; i >= 0; i--)); do
-            stop_one "${started[i]}"
+        # Services before the infrastructure they use.
+        for name in "${started[@]}"; do
+            [[ $name == nats || $name == smtp ]] || stop "$name"
+        done
+        for name in "${started[@]}"; do
+            [[ $name == nats || $name == smtp ]] && stop "$name"
         done
     fi
 }
@@ -244,7 +260,11 @@ step "start the services"
 for i in "${!SERVICES[@]}"; do
     service=${SERVICES[i]}
     if pid=$(running_pid "$service"); then
-        say "$service: already running (pid $pid)"
+        if [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == *' (deleted)' ]]; then
+            say "$service: already running (pid $pid) an older build; 'deploy/local/run.sh stop' and start again to run the new one"
+        else
+            say "$service: already running (pid $pid)"
+        fi
         continue
     fi
     if port_open "${GRPC_PORTS[i]}"; then

@@ -296,7 +296,7 @@ async fn apply_target_rule(
                 source: SOURCE.to_owned(),
                 rule: TARGET_BREACH_RULE.to_owned(),
                 severity: alerting::Severity::Critical as i32,
-                summary: summary(&subject, "is below target"),
+                summary: summary(&subject, "is worse than its target"),
                 raised_at: Some(timestamp(ctx.now)),
                 subject: Some(alerting::escalation_raised::Subject::Indicator(subject)),
             };

@@ -24,6 +24,7 @@ pub struct Cli {
 
 /// Where the services' gRPC APIs are.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Service endpoints (any command)")]
 pub struct Endpoints {
     /// indicator-ingest gRPC address.
     #[arg(
@@ -221,6 +222,7 @@ pub struct ReceiptArgs {
 pub enum DeadLettersCommand {
     /// List the service's dead letters (not yet replayed, unless --all).
     List {
+        /// Whose dead-letter table.
         #[arg(long, value_enum)]
         service: Service,
         /// Include dead letters already replayed.
@@ -229,6 +231,7 @@ pub enum DeadLettersCommand {
     },
     /// Publish a dead letter again to its original subject, once.
     Replay {
+        /// Whose dead-letter table.
         #[arg(long, value_enum)]
         service: Service,
         /// Dead letter id, from `dead-letters list`.
