@@ -359,10 +359,11 @@ async fn indicator_subject(
     })
 }
 
+/// One line for people; the figures, formatted for the measure, travel in the structured fields.
 fn summary(subject: &alerting::IndicatorBreach, state: &str) -> String {
     format!(
-        "{} in {} {state} for {}: {} against a target of {}",
-        subject.indicator_name, subject.locality_name, subject.period_label, subject.value, subject.target
+        "{} in {} {state} for {}",
+        subject.indicator_name, subject.locality_name, subject.period_label
     )
 }
 
