@@ -31,6 +31,11 @@ pub fn catalogue() -> ingest::Catalogue {
                 period_type: PeriodType::Quarter as i32,
                 owner_partner_code: "connexions".into(),
                 outcome_code: "DO_WELL_IN_LEARNING".into(),
+                numerator_meaning: "young people aged 16-18 known to be NEET".into(),
+                denominator_meaning: "young people aged 16-18 known to Connexions".into(),
+                valid_min: Some(0.0),
+                valid_max: Some(40.0),
+                small_number_threshold: 5,
             },
             ingest::Indicator {
                 code: LAC_DENTAL.into(),
@@ -41,6 +46,7 @@ pub fn catalogue() -> ingest::Catalogue {
                 period_type: PeriodType::Quarter as i32,
                 owner_partner_code: "pct".into(),
                 outcome_code: "HEALTHY_LIFESTYLES".into(),
+                ..Default::default()
             },
         ],
         targets: vec![
@@ -67,12 +73,13 @@ fn locality(code: &str, name: &str, parent: &str) -> ingest::Locality {
     }
 }
 
-fn target(indicator: &str, locality: &str, value: f64, amber_tolerance: f64) -> ingest::Target {
+pub fn target(indicator: &str, locality: &str, value: f64, amber_tolerance: f64) -> ingest::Target {
     ingest::Target {
         indicator_code: indicator.into(),
         locality_code: locality.into(),
         value,
         amber_tolerance,
+        ..Default::default()
     }
 }
 

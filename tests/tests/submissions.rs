@@ -248,6 +248,19 @@ async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
     // A correction is a new revision.
     let mut correction = batch("g-2", vec![observation(NEET, EAST, quarter(2026, 1), 6.4)]);
     correction.partner_code = "connexions".into();
+    let refused = ingest
+        .client
+        .submit_observations(correction.clone())
+        .await
+        .expect("correct")
+        .into_inner();
+    assert_eq!(
+        refused.rejections[0].field, "correction_reason",
+        "a correction must say why"
+    );
+    correction.batch_id = "g-3".into();
+    correction.submitted_by = "Connexions data officer".into();
+    correction.observations[0].correction_reason = "late destinations returns".into();
     let receipt = ingest
         .client
         .submit_observations(correction)

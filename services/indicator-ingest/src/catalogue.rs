@@ -6,7 +6,8 @@ use thiserror::Error;
 use trust_proto::common::v1::{MeasureType, Polarity};
 use trust_proto::ingest::v1 as pb;
 
-use crate::domain::PeriodType;
+use crate::domain::{Period, PeriodType};
+use crate::store::{self, AuditEntry};
 
 #[derive(Debug, Error)]
 pub enum CatalogueError {
@@ -56,6 +57,16 @@ fn period_type_name(value: i32) -> Option<&'static str> {
     Some(kind.as_str())
 }
 
+fn bound(
+    entry: &str,
+    field: &'static str,
+    period: Option<&trust_proto::common::v1::Period>,
+) -> Result<Option<Period>, CatalogueError> {
+    period
+        .map(|p| Period::from_proto(Some(p)).map_err(|e| invalid(entry, field, e.to_string())))
+        .transpose()
+}
+
 /// Check what can be checked without the database.
 pub fn validate(catalogue: &pb::Catalogue) -> Result<(), CatalogueError> {
     for partner in &catalogue.partners {
@@ -94,6 +105,15 @@ pub fn validate(catalogue: &pb::Catalogue) -> Result<(), CatalogueError> {
         }
         if period_type_name(indicator.period_type).is_none() {
             return Err(invalid(entry, "period_type", "must be set"));
+        }
+        if let (Some(min), Some(max)) = (indicator.valid_min, indicator.valid_max)
+            && (min > max || min.is_nan() || max.is_nan())
+        {
+            return Err(invalid(
+                entry,
+                "valid_min",
+                format!("{min} is above valid_max {max}"),
+            ));
         }
     }
     for target in &catalogue.targets {
@@ -153,10 +173,14 @@ pub async fn put(
         let period_type = period_type_name(indicator.period_type).unwrap_or("quarter");
         sqlx::query(
             "INSERT INTO indicator (code, name, definition, measure, polarity, period_type, owner_partner_code, \
-             outcome_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (code) DO UPDATE SET \
+             outcome_code, numerator_meaning, denominator_meaning, valid_min, valid_max, small_number_threshold) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (code) DO UPDATE SET \
              name = EXCLUDED.name, definition = EXCLUDED.definition, measure = EXCLUDED.measure, \
              polarity = EXCLUDED.polarity, period_type = EXCLUDED.period_type, \
-             owner_partner_code = EXCLUDED.owner_partner_code, outcome_code = EXCLUDED.outcome_code",
+             owner_partner_code = EXCLUDED.owner_partner_code, outcome_code = EXCLUDED.outcome_code, \
+             numerator_meaning = EXCLUDED.numerator_meaning, denominator_meaning = EXCLUDED.denominator_meaning, \
+             valid_min = EXCLUDED.valid_min, valid_max = EXCLUDED.valid_max, \
+             small_number_threshold = EXCLUDED.small_number_threshold",
         )
         .bind(&indicator.code)
         .bind(&indicator.name)
@@ -166,6 +190,11 @@ pub async fn put(
         .bind(period_type)
         .bind(&indicator.owner_partner_code)
         .bind(&indicator.outcome_code)
+        .bind(&indicator.numerator_meaning)
+        .bind(&indicator.denominator_meaning)
+        .bind(indicator.valid_min)
+        .bind(indicator.valid_max)
+        .bind(i32::try_from(indicator.small_number_threshold).unwrap_or(i32::MAX))
         .execute(&mut *conn)
         .await
         .map_err(|e| {
@@ -187,20 +216,7 @@ pub async fn put(
         }
     }
     for target in &catalogue.targets {
-        let locality = (!target.locality_code.is_empty()).then_some(target.locality_code.as_str());
-        let entry = format!("target {}/{}", target.indicator_code, target.locality_code);
-        sqlx::query(
-            "INSERT INTO target (indicator_code, locality_code, value, amber_tolerance) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (indicator_code, locality_code) DO UPDATE SET value = EXCLUDED.value, \
-             amber_tolerance = EXCLUDED.amber_tolerance, updated_at = now()",
-        )
-        .bind(&target.indicator_code)
-        .bind(locality)
-        .bind(target.value)
-        .bind(target.amber_tolerance)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| reference_error(e, entry, "indicator_code/locality_code", &target.indicator_code))?;
+        put_target(conn, target).await?;
     }
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Ok(pb::PutCatalogueResponse {
@@ -209,6 +225,107 @@ pub async fn put(
         indicators: count(catalogue.indicators.len()),
         targets: count(catalogue.targets.len()),
     })
+}
+
+/// Value, amber tolerance, baseline and end period of a target, as stored.
+type TargetTerms = (f64, f64, Option<f64>, Option<i32>, Option<i32>);
+
+/// Upsert one target (keyed by indicator, locality and first period); a change is audited.
+async fn put_target(conn: &mut PgConnection, target: &pb::Target) -> Result<(), CatalogueError> {
+    let entry = format!("target {}/{}", target.indicator_code, target.locality_code);
+    let locality = (!target.locality_code.is_empty()).then_some(target.locality_code.as_str());
+    let from = bound(&entry, "from_period", target.from_period.as_ref())?;
+    let to = bound(&entry, "to_period", target.to_period.as_ref())?;
+    if let Some(wrong) = [from, to].into_iter().flatten().next() {
+        let kind: Option<String> = sqlx::query_scalar("SELECT period_type FROM indicator WHERE code = $1")
+            .bind(&target.indicator_code)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if kind.as_deref().is_some_and(|k| k != wrong.kind().as_str()) {
+            return Err(invalid(
+                entry,
+                "from_period",
+                format!("{wrong} is not of the indicator's period type"),
+            ));
+        }
+    }
+    let (from_year, from_number) = (from.map(|p| p.year()), from.map(|p| p.number()));
+    let (to_year, to_number) = (to.map(|p| p.year()), to.map(|p| p.number()));
+    let before: Option<TargetTerms> = sqlx::query_as(
+        "SELECT value, amber_tolerance, baseline, to_year, to_number FROM target WHERE indicator_code = $1 \
+         AND locality_code IS NOT DISTINCT FROM $2 AND from_year IS NOT DISTINCT FROM $3 \
+         AND from_number IS NOT DISTINCT FROM $4 FOR UPDATE",
+    )
+    .bind(&target.indicator_code)
+    .bind(locality)
+    .bind(from_year)
+    .bind(from_number)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let after = (
+        target.value,
+        target.amber_tolerance,
+        target.baseline,
+        to_year,
+        to_number,
+    );
+    if before == Some(after) {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO target (indicator_code, locality_code, value, amber_tolerance, from_year, from_number, \
+         to_year, to_number, baseline, set_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT ON CONSTRAINT target_one_per_start DO UPDATE SET value = EXCLUDED.value, \
+         amber_tolerance = EXCLUDED.amber_tolerance, to_year = EXCLUDED.to_year, to_number = EXCLUDED.to_number, \
+         baseline = EXCLUDED.baseline, set_by = EXCLUDED.set_by, updated_at = now()",
+    )
+    .bind(&target.indicator_code)
+    .bind(locality)
+    .bind(target.value)
+    .bind(target.amber_tolerance)
+    .bind(from_year)
+    .bind(from_number)
+    .bind(to_year)
+    .bind(to_number)
+    .bind(target.baseline)
+    .bind(&target.set_by)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| reference_error(e, entry.clone(), "indicator_code/locality_code", &target.indicator_code))?;
+    let describe = |(value, tolerance, baseline, _, _): TargetTerms| {
+        serde_json::json!({
+            "value": value,
+            "amber_tolerance": tolerance,
+            "baseline": baseline,
+            "from": from.map(|p| p.to_string()),
+            "to": to.map(|p| p.to_string()),
+        })
+    };
+    let actor = if target.set_by.is_empty() {
+        "catalogue load"
+    } else {
+        target.set_by.as_str()
+    };
+    store::audit(
+        conn,
+        AuditEntry {
+            actor,
+            action: if before.is_some() {
+                "target.changed"
+            } else {
+                "target.set"
+            },
+            entity: format!(
+                "{entry}/{}",
+                from.map_or_else(|| "open".to_owned(), |p| p.to_string())
+            ),
+            before: before.map(describe),
+            after: Some(describe(after)),
+            reason: "",
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// A foreign-key violation means the entry names something the catalogue does not have.

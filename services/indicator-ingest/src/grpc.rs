@@ -8,7 +8,8 @@ use trust_runtime::bus::Namespace;
 use trust_runtime::telemetry::TraceContext;
 
 use crate::catalogue::{self, CatalogueError};
-use crate::store;
+use crate::domain::Period;
+use crate::store::{self, AuditEntry};
 use crate::submission::{self, Context, Received};
 
 pub struct IngestApi {
@@ -19,6 +20,26 @@ pub struct IngestApi {
 impl IngestApi {
     pub fn new(pool: PgPool, namespace: Namespace) -> Self {
         Self { pool, namespace }
+    }
+}
+
+fn period_argument(
+    indicator: &str,
+    period: Option<&trust_proto::common::v1::Period>,
+) -> Result<Period, Status> {
+    if indicator.is_empty() {
+        return Err(Status::invalid_argument("indicator_code: required"));
+    }
+    Period::from_proto(period).map_err(|e| Status::invalid_argument(format!("period: {e}")))
+}
+
+fn required(field: &str, value: &str) -> Result<(), Status> {
+    if value.trim().is_empty() {
+        Err(Status::invalid_argument(format!(
+            "{field}: required (kept in the audit log)"
+        )))
+    } else {
+        Ok(())
     }
 }
 
@@ -102,5 +123,93 @@ impl pb::indicator_ingest_server::IndicatorIngest for IngestApi {
             .await
             .map_err(unavailable)?;
         Ok(Response::new(pb::ListObservationsResponse { observations }))
+    }
+
+    async fn get_series(
+        &self,
+        request: Request<pb::GetSeriesRequest>,
+    ) -> Result<Response<pb::Series>, Status> {
+        let request = request.into_inner();
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let points = store::series(&mut conn, &request.indicator_code, &request.locality_code)
+            .await
+            .map_err(unavailable)?;
+        Ok(Response::new(pb::Series {
+            indicator_code: request.indicator_code,
+            locality_code: request.locality_code,
+            points,
+        }))
+    }
+
+    async fn approve_period(
+        &self,
+        request: Request<pb::ApprovePeriodRequest>,
+    ) -> Result<Response<pb::ApprovePeriodResponse>, Status> {
+        let request = request.into_inner();
+        let period = period_argument(&request.indicator_code, request.period.as_ref())?;
+        required("approved_by", &request.approved_by)?;
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let locked = store::lock_period(&mut tx, &request.indicator_code, period, &request.approved_by)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("23503") => Status::not_found(
+                    format!("indicator {:?} is not in the catalogue", request.indicator_code),
+                ),
+                _ => unavailable(e),
+            })?;
+        if locked {
+            store::audit(
+                &mut tx,
+                AuditEntry {
+                    actor: &request.approved_by,
+                    action: "period.approved",
+                    entity: format!("period {}/{period}", request.indicator_code),
+                    before: None,
+                    after: Some(serde_json::json!({ "locked": true })),
+                    reason: "",
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Response::new(pb::ApprovePeriodResponse { locked }))
+    }
+
+    async fn unlock_period(
+        &self,
+        request: Request<pb::UnlockPeriodRequest>,
+    ) -> Result<Response<pb::UnlockPeriodResponse>, Status> {
+        let request = request.into_inner();
+        let period = period_argument(&request.indicator_code, request.period.as_ref())?;
+        required("unlocked_by", &request.unlocked_by)?;
+        required("reason", &request.reason)?;
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let removed = store::unlock_period(&mut tx, &request.indicator_code, period)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "period {period} of {} is not locked",
+                    request.indicator_code
+                ))
+            })?;
+        store::audit(
+            &mut tx,
+            AuditEntry {
+                actor: &request.unlocked_by,
+                action: "period.unlocked",
+                entity: format!("period {}/{period}", request.indicator_code),
+                before: Some(serde_json::json!({ "locked": true, "locked_by": removed.locked_by })),
+                after: Some(serde_json::json!({ "locked": false })),
+                reason: &request.reason,
+            },
+        )
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Response::new(pb::UnlockPeriodResponse {
+            was_locked_by: removed.locked_by,
+        }))
     }
 }

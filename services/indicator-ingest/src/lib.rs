@@ -4,6 +4,7 @@
 pub mod catalogue;
 mod config;
 pub mod domain;
+mod evaluate;
 mod grpc;
 mod receiver;
 pub mod store;

@@ -7,8 +7,6 @@ use std::collections::HashSet;
 
 use sqlx::PgConnection;
 use time::OffsetDateTime;
-use trust_proto::alerting::v1 as alerting;
-use trust_proto::common::v1::Rag;
 use trust_proto::ingest::v1 as pb;
 use trust_runtime::bus::{Namespace, subjects};
 use trust_runtime::grpc::timestamp;
@@ -17,12 +15,11 @@ use trust_runtime::telemetry::TraceContext;
 use uuid::Uuid;
 
 use crate::domain::validation::{References, ValidObservation};
-use crate::domain::{self, Evaluation, Rejection};
+use crate::domain::{self, Rejection};
+use crate::evaluate::{self, Source};
 use crate::store::{self, Change};
 
-/// The rule name of a red value against target.
-pub const TARGET_BREACH_RULE: &str = "target-breach";
-const SOURCE: &str = "indicator-ingest";
+pub use crate::evaluate::{TARGET_BREACH_RULE, dedup_key};
 
 /// Where the submission came from and what it caused.
 pub struct Context<'a> {
@@ -136,8 +133,25 @@ pub async fn process(
         }
     } else {
         for observation in &valid {
-            let (change, revision, rag) =
-                store_and_evaluate(conn, ctx, partner, &batch_id, observation).await?;
+            let evaluated = evaluate::store_and_evaluate(
+                conn,
+                ctx,
+                Source {
+                    partner,
+                    batch_id: &batch_id,
+                    submitted_by: &batch.submitted_by,
+                },
+                observation,
+            )
+            .await?;
+            let change = evaluated.change;
+            if let Some(reason) = &evaluated.outlier {
+                receipt.flags.push(pb::RecordFlag {
+                    position: observation.position,
+                    field: "value".to_owned(),
+                    reason: reason.clone(),
+                });
+            }
             match change {
                 Change::Created => receipt.created += 1,
                 Change::Updated { .. } => receipt.updated += 1,
@@ -149,8 +163,12 @@ pub async fn process(
                     locality_code: observation.locality_code.clone(),
                     period: Some(observation.period.to_proto()),
                     value: observation.value,
-                    rag: rag as i32,
-                    revision: u32::try_from(revision).unwrap_or(0),
+                    rag: evaluated.rag as i32,
+                    revision: u32::try_from(evaluated.revision).unwrap_or(0),
+                    direction_vs_previous: evaluated.direction.0 as i32,
+                    direction_vs_baseline: evaluated.direction.1 as i32,
+                    spc_signals: evaluated.spc_rules.iter().map(|r| (*r).to_owned()).collect(),
+                    outlier: evaluated.outlier.is_some(),
                 });
             }
         }
@@ -170,6 +188,7 @@ async fn validate_batch(
     let indicators = store::indicators(conn, &indicator_codes).await?;
     let localities = store::known_localities(conn, &locality_codes).await?;
     let permitted = store::permitted_indicators(conn, partner).await?;
+    let locks = store::period_locks(conn, &indicator_codes).await?;
     let today = ctx.now.date();
     let mut valid = Vec::with_capacity(batch.observations.len());
     let mut rejections = Vec::new();
@@ -181,7 +200,15 @@ async fn validate_batch(
             locality_known: localities.contains(&record.locality_code),
             partner_may_submit: permitted.contains(&record.indicator_code),
         };
-        match domain::validate_observation(position, partner, record, &refs, today) {
+        let checked = domain::validate_observation(position, partner, record, &refs, today);
+        let checked = match checked {
+            Ok(observation) => match refuse_locked_or_unexplained(conn, &locks, observation).await? {
+                Ok(observation) => Ok(observation),
+                Err(rejection) => Err(rejection),
+            },
+            Err(rejection) => Err(rejection),
+        };
+        match checked {
             Ok(observation) => {
                 let key = (
                     observation.indicator.code.clone(),
@@ -207,164 +234,42 @@ async fn validate_batch(
     Ok((valid, rejections))
 }
 
-/// Store one value, evaluate it against its target and move the escalation state if it is the latest
-/// period of its series.
-async fn store_and_evaluate(
+/// A value for an approved period is refused until the period is unlocked; a changed value for a period
+/// already reported is a correction and must say why.
+async fn refuse_locked_or_unexplained(
     conn: &mut PgConnection,
-    ctx: &Context<'_>,
-    partner: &str,
-    batch_id: &str,
-    observation: &ValidObservation,
-) -> Result<(Change, i32, Rag), sqlx::Error> {
-    let indicator = &observation.indicator;
-    let target = store::target_for(conn, &indicator.code, &observation.locality_code).await?;
-    let evaluation = target.map(|t| domain::evaluate(observation.value, indicator.polarity, t));
-    let rag = evaluation.map_or(Rag::Unspecified, |e| e.rag);
-    let (change, revision) = store::store_observation(conn, observation, rag, partner, batch_id).await?;
-    if change == Change::Unchanged {
-        return Ok((change, revision, rag));
+    locks: &std::collections::HashMap<(String, i32, i32), store::PeriodLock>,
+    observation: ValidObservation,
+) -> Result<Result<ValidObservation, Rejection>, sqlx::Error> {
+    let period = observation.period;
+    let key = (observation.indicator.code.clone(), period.year(), period.number());
+    if let Some(lock) = locks.get(&key) {
+        return Ok(Err(Rejection {
+            position: observation.position,
+            field: "period",
+            reason: format!(
+                "period {period} of {} was approved by {} on {} and is locked; ask the performance lead to unlock it",
+                observation.indicator.code,
+                lock.locked_by,
+                lock.locked_at.date()
+            ),
+        }));
     }
-    if let (Some(target), Some(evaluation)) = (target, evaluation)
-        && store::is_latest_period(
-            conn,
-            &indicator.code,
-            &observation.locality_code,
-            observation.period,
-        )
-        .await?
+    if observation.correction_reason.is_empty()
+        && let Some((value, numerator, denominator)) = store::current_value(conn, &observation).await?
+        && (value, numerator, denominator)
+            != (observation.value, observation.numerator, observation.denominator)
     {
-        let breach = Breach {
-            observation,
-            partner,
-            target_value: target.value,
-            amber_tolerance: target.amber_tolerance,
-            evaluation,
-        };
-        apply_target_rule(conn, ctx, &breach).await?;
+        return Ok(Err(Rejection {
+            position: observation.position,
+            field: "correction_reason",
+            reason: format!(
+                "{} for {} in {period} is already reported as {value}; a correction needs a reason",
+                observation.indicator.code, observation.locality_code
+            ),
+        }));
     }
-    Ok((change, revision, rag))
-}
-
-struct Breach<'a> {
-    observation: &'a ValidObservation,
-    partner: &'a str,
-    target_value: f64,
-    amber_tolerance: f64,
-    evaluation: Evaluation,
-}
-
-/// Stable across every raise of the same concern, so notifications updates one alert.
-pub fn dedup_key(indicator: &str, locality: &str, rule: &str) -> String {
-    format!("ingest/{rule}/{indicator}/{locality}")
-}
-
-/// Raise an escalation when the latest value turns red; resolve it when it is no longer red.
-async fn apply_target_rule(
-    conn: &mut PgConnection,
-    ctx: &Context<'_>,
-    breach: &Breach<'_>,
-) -> Result<(), sqlx::Error> {
-    let observation = breach.observation;
-    let key = dedup_key(
-        &observation.indicator.code,
-        &observation.locality_code,
-        TARGET_BREACH_RULE,
-    );
-    let open = store::open_escalation(conn, &key).await?;
-    match (breach.evaluation.breach, open) {
-        (true, None) => {
-            let occurrence_id = Uuid::new_v4();
-            let period_label = observation.period.to_string();
-            store::open_new_escalation(
-                conn,
-                &store::NewEscalation {
-                    occurrence_id,
-                    dedup_key: &key,
-                    rule: TARGET_BREACH_RULE,
-                    indicator_code: &observation.indicator.code,
-                    locality_code: &observation.locality_code,
-                    period_label: &period_label,
-                    value: observation.value,
-                    target: breach.target_value,
-                },
-            )
-            .await?;
-            let subject = indicator_subject(conn, breach).await?;
-            let event = alerting::EscalationRaised {
-                dedup_key: key,
-                occurrence_id: occurrence_id.to_string(),
-                source: SOURCE.to_owned(),
-                rule: TARGET_BREACH_RULE.to_owned(),
-                severity: alerting::Severity::Critical as i32,
-                summary: summary(&subject, "is worse than its target"),
-                raised_at: Some(timestamp(ctx.now)),
-                subject: Some(alerting::escalation_raised::Subject::Indicator(subject)),
-            };
-            let message = OutboxMessage::protobuf(
-                ctx.namespace,
-                subjects::INGEST_ESCALATION_RAISED,
-                format!("escalation/{occurrence_id}/raised"),
-                &event,
-                &ctx.trace,
-            );
-            outbox::enqueue(conn, &message).await
-        }
-        (false, Some(occurrence_id)) => {
-            store::resolve_escalation(conn, occurrence_id).await?;
-            let subject = indicator_subject(conn, breach).await?;
-            let event = alerting::EscalationResolved {
-                dedup_key: key,
-                occurrence_id: occurrence_id.to_string(),
-                source: SOURCE.to_owned(),
-                rule: TARGET_BREACH_RULE.to_owned(),
-                summary: summary(&subject, "is back within tolerance of target"),
-                resolved_at: Some(timestamp(ctx.now)),
-                subject: Some(alerting::escalation_resolved::Subject::Indicator(subject)),
-            };
-            let message = OutboxMessage::protobuf(
-                ctx.namespace,
-                subjects::INGEST_ESCALATION_RESOLVED,
-                format!("escalation/{occurrence_id}/resolved"),
-                &event,
-                &ctx.trace,
-            );
-            outbox::enqueue(conn, &message).await
-        }
-        // Still red and already escalated, or fine and nothing open: nothing to say.
-        _ => Ok(()),
-    }
-}
-
-async fn indicator_subject(
-    conn: &mut PgConnection,
-    breach: &Breach<'_>,
-) -> Result<alerting::IndicatorBreach, sqlx::Error> {
-    let observation = breach.observation;
-    let indicator = &observation.indicator;
-    Ok(alerting::IndicatorBreach {
-        indicator_code: indicator.code.clone(),
-        indicator_name: indicator.name.clone(),
-        locality_code: observation.locality_code.clone(),
-        locality_name: store::locality_name(conn, &observation.locality_code).await?,
-        period: Some(observation.period.to_proto()),
-        period_label: observation.period.to_string(),
-        value: observation.value,
-        target: breach.target_value,
-        amber_tolerance: breach.amber_tolerance,
-        polarity: indicator.polarity as i32,
-        measure: indicator.measure as i32,
-        rag: breach.evaluation.rag as i32,
-        partner_code: breach.partner.to_owned(),
-        owner_partner_code: indicator.owner_partner_code.clone(),
-    })
-}
-
-/// One line for people; the figures, formatted for the measure, travel in the structured fields.
-fn summary(subject: &alerting::IndicatorBreach, state: &str) -> String {
-    format!(
-        "{} in {} {state} for {}",
-        subject.indicator_name, subject.locality_name, subject.period_label
-    )
+    Ok(Ok(observation))
 }
 
 fn outcome(receipt: &pb::SubmissionReceipt, atomic: bool, valid: usize) -> pb::SubmissionOutcome {

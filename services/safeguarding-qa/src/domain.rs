@@ -175,6 +175,7 @@ mod tests {
             value: 7.5,
             rag: Rag::Red.into(),
             revision: 2,
+            ..Default::default()
         }
     }
 

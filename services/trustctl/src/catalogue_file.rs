@@ -21,22 +21,36 @@
 //! period_type = "quarter"       # month | quarter | academic_year | financial_year
 //! owner = "connexions"          # partner code
 //! outcome = "DO_WELL_IN_LEARNING"
+//! numerator = "young people aged 16-18 known to be NEET"      # optional; both or neither
+//! denominator = "young people aged 16-18 known to Connexions" # optional
+//! valid_min = 0.0               # optional valid range; a value outside it is refused
+//! valid_max = 100.0
+//! small_number_threshold = 5    # optional; counts below it are suppressed when shown (count measures, or
+//!                               # indicators with a numerator and denominator)
 //!
 //! [[target]]
 //! indicator = "NEET_16_18"
 //! locality = "AREA_EAST_NORTH_EAST"  # leave out for the city-wide default
 //! value = 8.0
 //! amber_tolerance = 0.5
+//! from = "2025-Q2"              # optional first period (the indicator's period type); open-ended if left out
+//! to = "2027-Q1"                # optional last period
+//! baseline = 9.4                # optional: the value the target was set against
+//! set_by = "Performance lead"   # optional: who set it (kept in the service's audit log)
 //! ```
+//!
+//! An indicator and locality may have several targets for ranges of periods that do not overlap.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use trust_proto::common::v1::{MeasureType, PeriodType, Polarity};
+use trust_proto::common::v1::{MeasureType, Period, PeriodType, Polarity};
 use trust_proto::ingest::v1 as pb;
+
+use crate::period;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +94,12 @@ struct IndicatorEntry {
     period_type: String,
     owner: String,
     outcome: String,
+    numerator: Option<String>,
+    denominator: Option<String>,
+    valid_min: Option<f64>,
+    valid_max: Option<f64>,
+    #[serde(default)]
+    small_number_threshold: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +109,10 @@ struct TargetEntry {
     locality: Option<String>,
     value: f64,
     amber_tolerance: f64,
+    from: Option<String>,
+    to: Option<String>,
+    baseline: Option<f64>,
+    set_by: Option<String>,
 }
 
 /// Read and parse a catalogue file.
@@ -175,6 +199,159 @@ fn period_type(entry: &str, value: &str) -> Result<PeriodType> {
     })
 }
 
+/// What the numerator and denominator count: both or neither, and not blank.
+fn meanings(entry: &str, numerator: Option<String>, denominator: Option<String>) -> Result<(String, String)> {
+    for (field, text) in [("numerator", &numerator), ("denominator", &denominator)] {
+        if let Some(text) = text
+            && text.trim().is_empty()
+        {
+            bail!("{entry}: {field} is empty; say what it counts, or leave the key out");
+        }
+    }
+    match (numerator, denominator) {
+        (Some(numerator), Some(denominator)) => Ok((numerator, denominator)),
+        (None, None) => Ok((String::new(), String::new())),
+        (Some(_), None) => bail!("{entry}: numerator is given without a denominator; give both or neither"),
+        (None, Some(_)) => bail!("{entry}: denominator is given without a numerator; give both or neither"),
+    }
+}
+
+/// The valid range of a value: finite bounds, the lower not above the upper, and for a percentage within
+/// 0-100 (the service refuses a percentage outside 0-100 whatever the range says).
+fn valid_range(
+    entry: &str,
+    measure: MeasureType,
+    min: Option<f64>,
+    max: Option<f64>,
+) -> Result<(Option<f64>, Option<f64>)> {
+    for (field, bound) in [("valid_min", min), ("valid_max", max)] {
+        if let Some(bound) = bound {
+            if !bound.is_finite() {
+                bail!("{entry}: {field} must be a finite number");
+            }
+            if measure == MeasureType::Percentage && !(0.0..=100.0).contains(&bound) {
+                bail!("{entry}: {field} {bound} is outside 0-100, and the measure is a percentage");
+            }
+        }
+    }
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        bail!("{entry}: valid_min {min} is above valid_max {max}");
+    }
+    Ok((min, max))
+}
+
+/// A value a target gives (its value or baseline) must be one the indicator could report.
+fn check_in_range(entry: &str, field: &str, value: f64, indicator: &pb::Indicator) -> Result<()> {
+    let below = indicator.valid_min.is_some_and(|min| value < min);
+    let above = indicator.valid_max.is_some_and(|max| value > max);
+    if below || above {
+        bail!(
+            "{entry}: {field} {value} is outside the valid range of {} ({})",
+            indicator.code,
+            range_text(indicator.valid_min, indicator.valid_max)
+        );
+    }
+    Ok(())
+}
+
+fn range_text(min: Option<f64>, max: Option<f64>) -> String {
+    match (min, max) {
+        (Some(min), Some(max)) => format!("{min} to {max}"),
+        (Some(min), None) => format!("{min} or more"),
+        (None, Some(max)) => format!("{max} or less"),
+        (None, None) => "any".to_owned(),
+    }
+}
+
+/// A target's `from` or `to`, in the text form of a period.
+fn bound(entry: &str, field: &str, text: Option<&str>) -> Result<Option<Period>> {
+    text.map(|text| period::parse(text).map_err(|reason| anyhow::anyhow!("{entry}: {field}: {reason}")))
+        .transpose()
+}
+
+/// The periods a target applies to; an absent bound is open.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    from: Option<Period>,
+    to: Option<Period>,
+}
+
+/// Periods of one type in time order.
+fn order(period: &Period) -> (i32, i32) {
+    (period.year, period.number)
+}
+
+impl Range {
+    /// Both bounds of one type, the first not after the last.
+    fn check(&self, entry: &str) -> Result<()> {
+        if let (Some(from), Some(to)) = (&self.from, &self.to) {
+            if from.r#type != to.r#type {
+                bail!(
+                    "{entry}: from {} and to {} are different kinds of period",
+                    period::display(from),
+                    period::display(to)
+                );
+            }
+            if order(from) > order(to) {
+                bail!(
+                    "{entry}: from {} is after to {}",
+                    period::display(from),
+                    period::display(to)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The bounds are periods of the indicator's type.
+    fn check_type(&self, entry: &str, indicator: &pb::Indicator) -> Result<()> {
+        for (field, bound) in [("from", &self.from), ("to", &self.to)] {
+            if let Some(bound) = bound
+                && bound.r#type != indicator.period_type
+            {
+                let kind = period_type_name(indicator.period_type);
+                bail!(
+                    "{entry}: {field} {} is not {kind}, and {} is a {kind} indicator",
+                    period::display(bound),
+                    indicator.code,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The period type of its bounds, if it has any (`check` has made them agree).
+    fn kind(&self) -> Option<i32> {
+        self.from.or(self.to).map(|p| p.r#type)
+    }
+
+    /// Whether two ranges share a period. Ranges with bounds of different types are compared by `kind`
+    /// first; here they are taken to be of one type.
+    fn overlaps(&self, other: &Range) -> bool {
+        // [a, b] and [c, d] overlap when a <= d and c <= b; an open bound is minus or plus infinity.
+        let starts_before_end = |start: &Option<Period>, end: &Option<Period>| match (start, end) {
+            (Some(start), Some(end)) => order(start) <= order(end),
+            _ => true,
+        };
+        starts_before_end(&self.from, &other.to) && starts_before_end(&other.from, &self.to)
+    }
+
+    fn describe(&self) -> String {
+        describe_range(self.from.as_ref(), self.to.as_ref())
+    }
+}
+
+fn describe_range(from: Option<&Period>, to: Option<&Period>) -> String {
+    match (from, to) {
+        (None, None) => "all periods".to_owned(),
+        (Some(from), None) => format!("from {} on", period::display(from)),
+        (None, Some(to)) => format!("up to {}", period::display(to)),
+        (Some(from), Some(to)) => format!("{} to {}", period::display(from), period::display(to)),
+    }
+}
+
 /// Remember a key and refuse it the second time.
 fn once(seen: &mut BTreeSet<String>, key: String, entry: &str) -> Result<()> {
     if !seen.insert(key) {
@@ -235,6 +412,19 @@ impl CatalogueFile {
             let period_type = period_type(&entry, &indicator.period_type)?;
             check_code(&entry, "owner", &indicator.owner)?;
             check_code(&entry, "outcome", &indicator.outcome)?;
+            let (numerator_meaning, denominator_meaning) =
+                meanings(&entry, indicator.numerator, indicator.denominator)?;
+            let (valid_min, valid_max) =
+                valid_range(&entry, measure, indicator.valid_min, indicator.valid_max)?;
+            if indicator.small_number_threshold > 0
+                && measure != MeasureType::Count
+                && numerator_meaning.is_empty()
+            {
+                bail!(
+                    "{entry}: small_number_threshold applies to counts: give it to a count measure, or say what \
+                     the numerator and denominator count"
+                );
+            }
             catalogue.indicators.push(pb::Indicator {
                 code: indicator.code,
                 name: indicator.name,
@@ -244,16 +434,26 @@ impl CatalogueFile {
                 period_type: period_type as i32,
                 owner_partner_code: indicator.owner,
                 outcome_code: indicator.outcome,
+                numerator_meaning,
+                denominator_meaning,
+                valid_min,
+                valid_max,
+                small_number_threshold: indicator.small_number_threshold,
             });
         }
 
-        let mut seen = BTreeSet::new();
+        let defined: BTreeMap<&str, &pb::Indicator> = catalogue
+            .indicators
+            .iter()
+            .map(|i| (i.code.as_str(), i))
+            .collect();
+        let mut ranges: BTreeMap<(String, String), Vec<Range>> = BTreeMap::new();
+        let mut targets = Vec::with_capacity(self.target.len());
         for target in self.target {
             let scope = target.locality.as_deref().unwrap_or("city-wide");
             let entry = format!("target {} ({scope})", target.indicator);
             check_code(&entry, "indicator", &target.indicator)?;
             let locality_code = optional_code(&entry, "locality", target.locality, "the city-wide default")?;
-            once(&mut seen, format!("{}/{locality_code}", target.indicator), &entry)?;
             if !target.value.is_finite() {
                 bail!("{entry}: value must be a finite number");
             }
@@ -263,13 +463,69 @@ impl CatalogueFile {
                     target.amber_tolerance
                 );
             }
-            catalogue.targets.push(pb::Target {
+            if let Some(baseline) = target.baseline
+                && !baseline.is_finite()
+            {
+                bail!("{entry}: baseline must be a finite number");
+            }
+            let set_by = match target.set_by {
+                None => String::new(),
+                Some(name) if name.trim().is_empty() => {
+                    bail!("{entry}: set_by is empty; leave the key out if nobody is named")
+                }
+                Some(name) => name,
+            };
+            let from_period = bound(&entry, "from", target.from.as_deref())?;
+            let to_period = bound(&entry, "to", target.to.as_deref())?;
+            let range = Range {
+                from: from_period,
+                to: to_period,
+            };
+            range.check(&entry)?;
+            if let Some(indicator) = defined.get(target.indicator.as_str()) {
+                range.check_type(&entry, indicator)?;
+                for (field, value) in [("value", Some(target.value)), ("baseline", target.baseline)] {
+                    if let Some(value) = value {
+                        check_in_range(&entry, field, value, indicator)?;
+                    }
+                }
+            }
+            let earlier = ranges
+                .entry((target.indicator.clone(), locality_code.clone()))
+                .or_default();
+            for other in earlier.iter() {
+                if let (Some(mine), Some(theirs)) = (range.kind(), other.kind())
+                    && mine != theirs
+                {
+                    bail!(
+                        "{entry}: periods {} and another target's {} for the same indicator and locality are \
+                         different kinds of period",
+                        range.describe(),
+                        other.describe()
+                    );
+                }
+                if range.overlaps(other) {
+                    bail!(
+                        "{entry}: periods {} overlap those of another target for the same indicator and \
+                         locality ({}); give each target its own from/to",
+                        range.describe(),
+                        other.describe()
+                    );
+                }
+            }
+            earlier.push(range);
+            targets.push(pb::Target {
                 indicator_code: target.indicator,
                 locality_code,
                 value: target.value,
                 amber_tolerance: target.amber_tolerance,
+                from_period,
+                to_period,
+                baseline: target.baseline,
+                set_by,
             });
         }
+        catalogue.targets = targets;
         Ok(catalogue)
     }
 }
@@ -382,6 +638,19 @@ pub fn summary(catalogue: &pb::Catalogue) -> String {
             i.owner_partner_code,
             i.outcome_code
         );
+        let mut details = Vec::new();
+        if !i.numerator_meaning.is_empty() {
+            details.push(format!("{} / {}", i.numerator_meaning, i.denominator_meaning));
+        }
+        if i.valid_min.is_some() || i.valid_max.is_some() {
+            details.push(format!("valid {}", range_text(i.valid_min, i.valid_max)));
+        }
+        if i.small_number_threshold > 0 {
+            details.push(format!("counts below {} suppressed", i.small_number_threshold));
+        }
+        if !details.is_empty() {
+            let _ = writeln!(out, "  {:<26} {}", "", details.join("; "));
+        }
     }
     let _ = writeln!(out, "targets ({}):", catalogue.targets.len());
     for t in &catalogue.targets {
@@ -390,11 +659,21 @@ pub fn summary(catalogue: &pb::Catalogue) -> String {
         } else {
             t.locality_code.as_str()
         };
-        let _ = writeln!(
-            out,
-            "  {:<26} {:<22} {} (amber within {})",
-            t.indicator_code, scope, t.value, t.amber_tolerance
+        let mut line = format!(
+            "  {:<26} {:<22} {} (amber within {}), {}",
+            t.indicator_code,
+            scope,
+            t.value,
+            t.amber_tolerance,
+            describe_range(t.from_period.as_ref(), t.to_period.as_ref())
         );
+        if let Some(baseline) = t.baseline {
+            let _ = write!(line, ", baseline {baseline}");
+        }
+        if !t.set_by.is_empty() {
+            let _ = write!(line, ", set by {}", t.set_by);
+        }
+        let _ = writeln!(out, "{line}");
     }
     let missing = external_references(catalogue);
     if !missing.is_empty() {
@@ -534,6 +813,231 @@ mod tests {
             error_of(&bad),
             "indicator NEET 16-18: code \"NEET 16-18\" must be 1-64 letters, digits, '_' or '-'"
         );
+    }
+
+    const RANGED: &str = r#"
+        [[indicator]]
+        code = "NEET_16_18"
+        name = "NEET"
+        measure = "percentage"
+        polarity = "lower_is_better"
+        period_type = "quarter"
+        owner = "connexions"
+        outcome = "DO_WELL_IN_LEARNING"
+        numerator = "young people aged 16-18 known to be NEET"
+        denominator = "young people aged 16-18 known to Connexions"
+        valid_min = 0
+        valid_max = 100
+        small_number_threshold = 5
+
+        [[indicator]]
+        code = "LAC_COUNT"
+        name = "Looked-after children"
+        measure = "count"
+        polarity = "lower_is_better"
+        period_type = "month"
+        owner = "council"
+        outcome = "SAFE_FROM_HARM"
+        valid_min = 0
+        small_number_threshold = 5
+
+        [[target]]
+        indicator = "NEET_16_18"
+        value = 7.0
+        amber_tolerance = 0.5
+        to = "2025-Q4"
+        baseline = 8.2
+        set_by = "Performance lead"
+
+        [[target]]
+        indicator = "NEET_16_18"
+        value = 6.0
+        amber_tolerance = 0.5
+        from = "2026-Q1"
+
+        [[target]]
+        indicator = "LAC_COUNT"
+        value = 1350
+        amber_tolerance = 50
+        from = "2025-04"
+        to = "2026-03"
+    "#;
+
+    #[test]
+    fn meanings_ranges_thresholds_and_target_periods_are_read() {
+        let catalogue = parse(RANGED).unwrap();
+        let neet = &catalogue.indicators[0];
+        assert_eq!(neet.numerator_meaning, "young people aged 16-18 known to be NEET");
+        assert_eq!(
+            neet.denominator_meaning,
+            "young people aged 16-18 known to Connexions"
+        );
+        assert_eq!((neet.valid_min, neet.valid_max), (Some(0.0), Some(100.0)));
+        assert_eq!(neet.small_number_threshold, 5);
+        let lac = &catalogue.indicators[1];
+        assert_eq!((lac.valid_min, lac.valid_max), (Some(0.0), None));
+        assert_eq!(lac.numerator_meaning, "");
+
+        let until = &catalogue.targets[0];
+        assert_eq!(until.from_period, None);
+        assert_eq!(until.to_period, Some(period::parse("2025-Q4").unwrap()));
+        assert_eq!(until.baseline, Some(8.2));
+        assert_eq!(until.set_by, "Performance lead");
+        let after = &catalogue.targets[1];
+        assert_eq!(after.from_period, Some(period::parse("2026-Q1").unwrap()));
+        assert_eq!(
+            (after.to_period, after.baseline, after.set_by.as_str()),
+            (None, None, "")
+        );
+        assert_eq!(
+            catalogue.targets[2].to_period,
+            Some(period::parse("2026-03").unwrap())
+        );
+
+        let text = summary(&catalogue);
+        assert!(
+            text.contains("valid 0 to 100; counts below 5 suppressed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("up to 2025-Q4, baseline 8.2, set by Performance lead"),
+            "{text}"
+        );
+        assert!(text.contains("from 2026-Q1 on"), "{text}");
+        assert!(text.contains("2025-04 to 2026-03"), "{text}");
+    }
+
+    #[test]
+    fn indicator_meanings_ranges_and_thresholds_are_checked() {
+        let bad = RANGED.replace(
+            "        denominator = \"young people aged 16-18 known to Connexions\"\n",
+            "",
+        );
+        assert_eq!(
+            error_of(&bad),
+            "indicator NEET_16_18: numerator is given without a denominator; give both or neither"
+        );
+        let bad = RANGED.replace(
+            "numerator = \"young people aged 16-18 known to be NEET\"",
+            "numerator = \" \"",
+        );
+        assert_eq!(
+            error_of(&bad),
+            "indicator NEET_16_18: numerator is empty; say what it counts, or leave the key out"
+        );
+        let bad = RANGED.replace("valid_max = 100", "valid_max = 120");
+        assert_eq!(
+            error_of(&bad),
+            "indicator NEET_16_18: valid_max 120 is outside 0-100, and the measure is a percentage"
+        );
+        let bad = RANGED.replace(
+            "valid_min = 0\n        valid_max = 100",
+            "valid_min = 50\n        valid_max = 10",
+        );
+        assert_eq!(
+            error_of(&bad),
+            "indicator NEET_16_18: valid_min 50 is above valid_max 10"
+        );
+        let bad = RANGED.replace("valid_max = 100", "valid_max = nan");
+        assert_eq!(
+            error_of(&bad),
+            "indicator NEET_16_18: valid_max must be a finite number"
+        );
+        let bad = RANGED.replace("small_number_threshold = 5", "small_number_threshold = -1");
+        assert!(
+            error_of(&bad).contains("small_number_threshold"),
+            "{}",
+            error_of(&bad)
+        );
+        // A percentage with no counts behind it has nothing to suppress.
+        let bad = RANGED
+            .replace(
+                "        numerator = \"young people aged 16-18 known to be NEET\"\n",
+                "",
+            )
+            .replace(
+                "        denominator = \"young people aged 16-18 known to Connexions\"\n",
+                "",
+            );
+        assert!(
+            error_of(&bad).starts_with("indicator NEET_16_18: small_number_threshold applies to counts"),
+            "{}",
+            error_of(&bad)
+        );
+    }
+
+    #[test]
+    fn target_periods_baselines_and_authors_are_checked() {
+        let bad = RANGED.replace("to = \"2025-Q4\"", "to = \"2025-Q9\"");
+        assert_eq!(
+            error_of(&bad),
+            "target NEET_16_18 (city-wide): to: \"2025-Q9\": the quarter must be Q1-Q4"
+        );
+        let bad = RANGED.replace("from = \"2026-Q1\"", "from = \"2026-01\"");
+        assert_eq!(
+            error_of(&bad),
+            "target NEET_16_18 (city-wide): from 2026-01 is not quarterly, and NEET_16_18 is a quarterly indicator"
+        );
+        let bad = RANGED.replace("to = \"2026-03\"", "to = \"2025-03\"");
+        assert_eq!(
+            error_of(&bad),
+            "target LAC_COUNT (city-wide): from 2025-04 is after to 2025-03"
+        );
+        let bad = RANGED.replace("to = \"2026-03\"", "to = \"FY2025/26\"");
+        assert_eq!(
+            error_of(&bad),
+            "target LAC_COUNT (city-wide): from 2025-04 and to FY2025/26 are different kinds of period"
+        );
+        let bad = RANGED.replace("from = \"2026-Q1\"", "from = \"2025-Q4\"");
+        assert_eq!(
+            error_of(&bad),
+            "target NEET_16_18 (city-wide): periods from 2025-Q4 on overlap those of another target for the \
+             same indicator and locality (up to 2025-Q4); give each target its own from/to"
+        );
+        let bad = RANGED.replace("set_by = \"Performance lead\"", "set_by = \"\"");
+        assert_eq!(
+            error_of(&bad),
+            "target NEET_16_18 (city-wide): set_by is empty; leave the key out if nobody is named"
+        );
+        let bad = RANGED.replace("baseline = 8.2", "baseline = 108.2");
+        assert_eq!(
+            error_of(&bad),
+            "target NEET_16_18 (city-wide): baseline 108.2 is outside the valid range of NEET_16_18 (0 to 100)"
+        );
+        let bad = RANGED.replace("baseline = 8.2", "baseline = inf");
+        assert_eq!(
+            error_of(&bad),
+            "target NEET_16_18 (city-wide): baseline must be a finite number"
+        );
+        let bad = RANGED.replace("value = 1350", "value = -3");
+        assert_eq!(
+            error_of(&bad),
+            "target LAC_COUNT (city-wide): value -3 is outside the valid range of LAC_COUNT (0 or more)"
+        );
+        // Two open-ended targets for one indicator and locality cannot both apply.
+        let twice =
+            GOOD.to_owned() + "\n[[target]]\nindicator = \"NEET_16_18\"\nvalue = 5\namber_tolerance = 1\n";
+        assert_eq!(
+            error_of(&twice),
+            "target NEET_16_18 (city-wide): periods all periods overlap those of another target for the same \
+             indicator and locality (all periods); give each target its own from/to"
+        );
+        // Targets for an indicator defined elsewhere are checked against each other only.
+        let elsewhere = "[[target]]\nindicator = \"X\"\nvalue = 1\namber_tolerance = 0\nfrom = \"2025-03\"\n\
+                         [[target]]\nindicator = \"X\"\nvalue = 1\namber_tolerance = 0\nto = \"2024-Q4\"\n";
+        assert_eq!(
+            error_of(elsewhere),
+            "target X (city-wide): periods up to 2024-Q4 and another target's from 2025-03 on for the same \
+             indicator and locality are different kinds of period"
+        );
+    }
+
+    #[test]
+    fn the_demo_catalogue_is_valid() {
+        let text = include_str!("../../../deploy/demo/catalogue.toml");
+        let catalogue = parse(text).unwrap();
+        assert!(external_references(&catalogue).is_empty());
+        assert!(catalogue.indicators.iter().all(|i| i.valid_min.is_some()));
     }
 
     #[test]

@@ -11,9 +11,9 @@ use trust_proto::common::v1::Period;
     name = "trustctl",
     version,
     about = "Operate the Children's Trust Platform: provision the database, load the catalogue and staff \
-             directory, publish as a partner, manage dead letters, check health.",
+             directory, publish and submit files as a partner, manage dead letters, check health.",
     after_help = "Exit status: 0 success; 1 the command could not be carried out; 2 it was carried out and \
-                  the answer is no (a submission REJECTED, a service not SERVING)."
+                  the answer is no (a submission REJECTED or records refused, a service not SERVING)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -121,6 +121,10 @@ pub enum Command {
     Directory(DirectoryCommand),
     /// Publish one observation as a partner over NATS, and show its receipt.
     Publish(PublishArgs),
+    /// Submit a CSV or DHIS2 dataValueSets file as a partner over gRPC, in chunks, and report every
+    /// rejection by line.
+    #[command(long_about = SUBMIT_ABOUT)]
+    Submit(SubmitArgs),
     /// Show the receipt of an earlier submission.
     Receipt(ReceiptArgs),
     /// Messages a service's bus consumers gave up on.
@@ -195,6 +199,12 @@ pub struct PublishArgs {
     /// A note to go with the value (never personal data).
     #[arg(long, default_value = "")]
     pub note: String,
+    /// Why this value replaces one already stored for the period (needed for a correction).
+    #[arg(long, default_value = "")]
+    pub correction_reason: String,
+    /// Who in the partner organisation submits (a name or role; kept as the author of the revision).
+    #[arg(long, default_value = "")]
+    pub submitted_by: String,
     /// Idempotency key of the batch [default: a new UUID].
     #[arg(long)]
     pub batch_id: Option<String>,
@@ -207,6 +217,67 @@ pub struct PublishArgs {
     /// Seconds to wait for the receipt; 0 to publish and not wait.
     #[arg(long, default_value_t = 10)]
     pub wait_secs: u64,
+}
+
+const SUBMIT_ABOUT: &str = "\
+Submit a file of observations as a partner: CSV (a header row naming indicator_code, locality_code, period, \
+value and optionally numerator, denominator, note, correction_reason) or DHIS2 dataValueSets JSON mapped by \
+codes (dataElement, orgUnit, period, value, comment; periods 202603, 2026Q2, 2025April, 2025Sep).
+
+The file is read as a stream and sent to indicator-ingest (IndicatorIngest.SubmitObservations at --ingest) in \
+chunks of --batch-size records, each its own batch with the id <prefix>-<chunk number>. A record that cannot be \
+parsed is reported by line, field and reason. The report sums the chunks' receipts; each rejected record is \
+listed as `line <n> <field>: <reason>`.
+
+Atomic mode is all or nothing PER CHUNK, not for the file: every chunk is its own transaction in the service. \
+trustctl refuses the whole file before sending anything if any record cannot be parsed, and after the first \
+chunk the service rejects it sends no further chunks, but chunks already stored stay stored; the report says \
+which. A rejected batch id cannot be used again: fix the file and submit it with a new --batch-id (chunks \
+already stored come back unchanged).
+
+Sending the same file again with the same --batch-id and --batch-size stores nothing new: every chunk is a \
+duplicate.
+
+Exit status: 0 every record accepted (or already submitted); 2 any record rejected or refused; 1 the file \
+could not be read or the service could not be reached.";
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Partner code to submit as.
+    #[arg(long)]
+    pub partner: String,
+    /// The file: CSV or DHIS2 dataValueSets JSON.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// The file's format [default: from the extension: .csv is csv, .json is dhis2].
+    #[arg(long, value_enum)]
+    pub format: Option<crate::records::Format>,
+    /// atomic: a chunk with any rejected record stores nothing, and no further chunks are sent;
+    /// partial: good records are kept.
+    #[arg(long, value_enum, default_value_t = Mode::Atomic)]
+    pub mode: Mode,
+    /// Ask the service to validate only: receipts, nothing stored.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Records per chunk (one batch, one transaction each); smaller when records are large.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    pub batch_size: u32,
+    /// Prefix of the chunks' batch ids (idempotency keys) [default: the file's name and a new UUID].
+    #[arg(long, value_name = "PREFIX")]
+    pub batch_id: Option<String>,
+    /// Who in the partner organisation submits (a name or role; kept as the author of every revision).
+    #[arg(long, default_value = "")]
+    pub submitted_by: String,
+    /// Chunks in flight at once.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub concurrency: u32,
+}
+
+/// How a chunk with rejected records is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Atomic,
+    Partial,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,8 @@ pub mod subjects {
     }
     /// `trust.ingest.v1.ObservationsRecorded`.
     pub const OBSERVATIONS_RECORDED: &str = "ingest.observations.recorded";
+    /// `trust.ingest.v1.StatusChanged`.
+    pub const STATUS_CHANGED: &str = "ingest.status.changed";
     /// `trust.alerting.v1.EscalationRaised` from indicator ingest.
     pub const INGEST_ESCALATION_RAISED: &str = "ingest.escalation.raised";
     /// `trust.alerting.v1.EscalationResolved` from indicator ingest.
@@ -52,7 +54,7 @@ pub const SUBMISSIONS: PlatformStream = PlatformStream {
 /// Indicator ingest's receipts and recorded observations.
 pub const INGEST: PlatformStream = PlatformStream {
     name: "INGEST",
-    subjects: &["ingest.receipts.*", "ingest.observations.*"],
+    subjects: &["ingest.receipts.*", "ingest.observations.*", "ingest.status.*"],
     max_age: DAY.saturating_mul(90),
     description: "Submission receipts and recorded observations from indicator ingest",
 };
@@ -67,8 +69,9 @@ pub const ESCALATIONS: PlatformStream = PlatformStream {
 
 pub const STREAMS: &[PlatformStream] = &[SUBMISSIONS, INGEST, ESCALATIONS];
 
-/// Create every platform stream that does not exist yet. Existing streams are left as they are (changing
-/// a stream is an operator's decision, not a side effect of a deploy).
+/// Create every platform stream that does not exist yet, and add subjects a newer release publishes to an
+/// existing stream. Other settings of an existing stream are left alone (changing retention or replicas is
+/// an operator's decision, not a side effect of a deploy).
 pub async fn declare_streams(
     jetstream: &jetstream::Context,
     namespace: &Namespace,
@@ -86,10 +89,27 @@ pub async fn declare_streams(
             duplicate_window: Duration::from_secs(settings.duplicate_window_secs),
             ..Default::default()
         };
-        jetstream
+        let wanted = config.subjects.clone();
+        let mut stream = jetstream
             .get_or_create_stream(config)
             .await
             .map_err(|e| Error::jetstream(&format!("declare stream {}", platform.name), e))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| Error::jetstream(&format!("stream {} info", platform.name), e))?;
+        let missing: Vec<String> = wanted
+            .into_iter()
+            .filter(|s| !info.config.subjects.contains(s))
+            .collect();
+        if !missing.is_empty() {
+            let mut updated = info.config.clone();
+            updated.subjects.extend(missing.iter().cloned());
+            jetstream.update_stream(updated).await.map_err(|e| {
+                Error::jetstream(&format!("add subjects {missing:?} to {}", platform.name), e)
+            })?;
+            tracing::info!(stream = platform.name, ?missing, "added subjects to stream");
+        }
     }
     Ok(())
 }

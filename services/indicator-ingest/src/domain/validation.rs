@@ -16,6 +16,31 @@ pub struct IndicatorSpec {
     pub polarity: Polarity,
     pub period_type: PeriodType,
     pub owner_partner_code: String,
+    pub valid_min: Option<f64>,
+    pub valid_max: Option<f64>,
+}
+
+impl IndicatorSpec {
+    /// How many units of the value one unit of numerator/denominator makes: 100 for a percentage, 1,000
+    /// or 10,000 for rates; None where a value is not a ratio.
+    pub fn ratio_scale(&self) -> Option<f64> {
+        match self.measure {
+            MeasureType::Percentage => Some(100.0),
+            MeasureType::RatePer1000 => Some(1_000.0),
+            MeasureType::RatePer10000 => Some(10_000.0),
+            _ => None,
+        }
+    }
+}
+
+/// A value may differ from numerator/denominator x scale by rounding: half a unit in the last of one decimal
+/// place, or 0.1% of the value, whichever is larger.
+fn consistent_with_ratio(value: f64, numerator: f64, denominator: f64, scale: f64) -> bool {
+    if denominator == 0.0 {
+        return numerator == 0.0 && value == 0.0;
+    }
+    let expected = numerator / denominator * scale;
+    (value - expected).abs() <= 0.05_f64.max(expected.abs() * 0.001)
 }
 
 /// Why a record was refused: position in the batch (-1 for the whole message), field and reason.
@@ -55,6 +80,7 @@ pub struct ValidObservation {
     pub numerator: Option<f64>,
     pub denominator: Option<f64>,
     pub note: String,
+    pub correction_reason: String,
 }
 
 /// What the catalogue knows about one record's references, looked up by the caller.
@@ -140,6 +166,21 @@ pub fn validate_observation(
             ),
         ));
     }
+    let below = indicator.valid_min.is_some_and(|min| record.value < min);
+    let above = indicator.valid_max.is_some_and(|max| record.value > max);
+    if below || above {
+        let bound = |b: Option<f64>| b.map_or_else(|| "no limit".to_owned(), |v| v.to_string());
+        return Err(reject(
+            "value",
+            format!(
+                "value {} is outside the valid range of {} ({} to {})",
+                record.value,
+                indicator.code,
+                bound(indicator.valid_min),
+                bound(indicator.valid_max)
+            ),
+        ));
+    }
     for (field, part) in [
         ("numerator", record.numerator),
         ("denominator", record.denominator),
@@ -162,6 +203,23 @@ pub fn validate_observation(
             format!("numerator {numerator} is above denominator {denominator}"),
         ));
     }
+    if let (Some(numerator), Some(denominator), Some(scale)) =
+        (record.numerator, record.denominator, indicator.ratio_scale())
+        && !consistent_with_ratio(record.value, numerator, denominator, scale)
+    {
+        return Err(reject(
+            "value",
+            format!(
+                "value {} is inconsistent with numerator {numerator} / denominator {denominator} (which gives {:.2})",
+                record.value,
+                if denominator == 0.0 {
+                    0.0
+                } else {
+                    numerator / denominator * scale
+                }
+            ),
+        ));
+    }
     Ok(ValidObservation {
         position,
         indicator: indicator.clone(),
@@ -171,6 +229,7 @@ pub fn validate_observation(
         numerator: record.numerator,
         denominator: record.denominator,
         note: record.note.clone(),
+        correction_reason: record.correction_reason.trim().to_owned(),
     })
 }
 
@@ -188,6 +247,8 @@ mod tests {
             polarity: Polarity::LowerIsBetter,
             period_type: PeriodType::Quarter,
             owner_partner_code: "connexions".into(),
+            valid_min: Some(0.0),
+            valid_max: Some(40.0),
         }
     }
 
@@ -293,6 +354,14 @@ mod tests {
                 "value",
                 "between 0 and 100",
             ),
+            (
+                record(55.0, q(2026, 2)),
+                Some(&spec),
+                true,
+                true,
+                "value",
+                "outside the valid range",
+            ),
         ];
         for (rec, indicator, locality, permitted, field, reason) in cases {
             let rejection = check(&rec, indicator, locality, permitted).expect_err(reason);
@@ -318,6 +387,23 @@ mod tests {
         assert_eq!(rejection.field, "period");
         assert!(
             rejection.reason.contains("reported by quarter"),
+            "{}",
+            rejection.reason
+        );
+    }
+
+    #[test]
+    fn value_must_agree_with_numerator_and_denominator() {
+        let spec = neet();
+        let mut rec = record(7.1, q(2026, 2));
+        rec.numerator = Some(71.0);
+        rec.denominator = Some(1000.0);
+        assert!(check(&rec, Some(&spec), true, true).is_ok(), "71/1000 = 7.1%");
+        rec.value = 9.0;
+        let rejection = check(&rec, Some(&spec), true, true).expect_err("inconsistent");
+        assert_eq!(rejection.field, "value");
+        assert!(
+            rejection.reason.contains("inconsistent with numerator 71"),
             "{}",
             rejection.reason
         );

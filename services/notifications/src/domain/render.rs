@@ -385,6 +385,7 @@ mod tests {
             rag: Rag::Red.into(),
             partner_code: "connexions".into(),
             owner_partner_code: "council".into(),
+            ..Default::default()
         }
     }
 

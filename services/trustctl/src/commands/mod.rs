@@ -6,6 +6,7 @@ pub mod dead_letters;
 pub mod directory;
 pub mod health;
 pub mod publish;
+pub mod submit;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,7 +14,29 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::cli::{Endpoints, Service};
+use crate::cli::{
+    CatalogueCommand, Cli, Command, DbCommand, DeadLettersCommand, DirectoryCommand, Endpoints, Service,
+};
+
+/// Carry out the command line.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let endpoints = &cli.endpoints;
+    match &cli.command {
+        Command::Db(DbCommand::Provision { admin_url, database }) => db::run(admin_url, database).await,
+        Command::Catalogue(CatalogueCommand::Load(args)) => catalogue::load(endpoints, args).await,
+        Command::Directory(DirectoryCommand::Load(args)) => directory::load(endpoints, args).await,
+        Command::Publish(args) => publish::run(endpoints, args).await,
+        Command::Submit(args) => submit::run(endpoints, args).await,
+        Command::Receipt(args) => publish::show_receipt(endpoints, args).await,
+        Command::DeadLetters(DeadLettersCommand::List { service, all }) => {
+            dead_letters::list(endpoints, *service, *all).await
+        }
+        Command::DeadLetters(DeadLettersCommand::Replay { service, id }) => {
+            dead_letters::replay(endpoints, *service, *id).await
+        }
+        Command::Health(args) => health::run(endpoints, args.wait_secs).await,
+    }
+}
 
 /// Exit status when a command was carried out and the answer is "no" (see `trustctl --help`).
 pub fn negative() -> ExitCode {

@@ -30,7 +30,7 @@ const MESSAGE_TYPE: &str = "trust.ingest.v1.ObservationBatch";
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A partner code is one NATS subject token and a NATS user name.
-fn check_partner(partner: &str) -> Result<()> {
+pub(crate) fn check_partner(partner: &str) -> Result<()> {
     let valid = !partner.is_empty()
         && partner
             .chars()
@@ -55,7 +55,9 @@ fn batch(args: &PublishArgs, batch_id: &str) -> ObservationBatch {
             numerator: None,
             denominator: None,
             note: args.note.clone(),
+            correction_reason: args.correction_reason.clone(),
         }],
+        submitted_by: args.submitted_by.clone(),
     }
 }
 

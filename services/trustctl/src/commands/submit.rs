@@ -1,0 +1,51 @@
+//! `trustctl submit`: send a CSV or DHIS2 file as a partner and print what became of every record. The work
+//! is in [`crate::submit`]; atomicity is per chunk, not per file (see there).
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
+
+use super::channel;
+use crate::cli::{Endpoints, Service, SubmitArgs};
+use crate::records::Format;
+use crate::submit::{SubmitOptions, default_prefix, submit};
+
+/// The options the command line asks for.
+pub fn options(args: &SubmitArgs) -> Result<SubmitOptions> {
+    let format = match args.format {
+        Some(format) => format,
+        None => match Format::from_path(&args.file) {
+            Some(format) => format,
+            None => bail!(
+                "cannot tell the format of {} from its extension (.csv or .json); say --format csv or dhis2",
+                args.file.display()
+            ),
+        },
+    };
+    let batch_id_prefix = match &args.batch_id {
+        Some(prefix) if prefix.trim().is_empty() => bail!("--batch-id is empty"),
+        Some(prefix) => prefix.trim().to_owned(),
+        None => default_prefix(&args.file),
+    };
+    Ok(SubmitOptions {
+        partner: args.partner.clone(),
+        file: args.file.clone(),
+        format,
+        mode: args.mode,
+        dry_run: args.dry_run,
+        batch_size: usize::try_from(args.batch_size).unwrap_or(5000),
+        batch_id_prefix,
+        submitted_by: args.submitted_by.clone(),
+        concurrency: usize::try_from(args.concurrency).unwrap_or(2),
+        progress: true,
+    })
+}
+
+pub async fn run(endpoints: &Endpoints, args: &SubmitArgs) -> Result<ExitCode> {
+    let options = options(args)?;
+    let client = IndicatorIngestClient::new(channel(endpoints, Service::Ingest).await?);
+    let report = submit(client, &options).await?;
+    print!("{report}");
+    Ok(report.exit_code())
+}
