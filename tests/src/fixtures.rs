@@ -70,6 +70,7 @@ fn locality(code: &str, name: &str, parent: &str) -> ingest::Locality {
         code: code.into(),
         name: name.into(),
         parent_code: parent.into(),
+        ..Default::default()
     }
 }
 

@@ -53,7 +53,10 @@ impl Ingest {
             .into_iter()
             .map(|s| {
                 let o = s.observation.expect("observation");
-                let period = o.period.map(|p| trustctl::period::display(&p)).unwrap_or_default();
+                let period = o
+                    .period
+                    .map(|p| trustctl::period::display(&p))
+                    .unwrap_or_default();
                 (
                     o.locality_code,
                     period,
@@ -145,7 +148,11 @@ async fn a_csv_file_and_the_same_dhis2_file_store_the_same_values() {
     let report = by_csv.submit(&options(&csv)).await;
     assert_eq!(report.format, Format::Csv);
     assert_eq!(report.status(), 0, "{report}");
-    assert_eq!((report.records, report.created(), report.rejected()), (4, 4, 0), "{report}");
+    assert_eq!(
+        (report.records, report.created(), report.rejected()),
+        (4, 4, 0),
+        "{report}"
+    );
     assert_eq!(
         outcomes(&report),
         vec![pb::SubmissionOutcome::Accepted; 2],
@@ -156,7 +163,11 @@ async fn a_csv_file_and_the_same_dhis2_file_store_the_same_values() {
     let report = by_dhis2.submit(&options(&dhis2)).await;
     assert_eq!(report.format, Format::Dhis2);
     assert_eq!(report.status(), 0, "{report}");
-    assert_eq!((report.records, report.created(), report.rejected()), (4, 4, 0), "{report}");
+    assert_eq!(
+        (report.records, report.created(), report.rejected()),
+        (4, 4, 0),
+        "{report}"
+    );
 
     let stored = by_csv.stored().await;
     assert_eq!(stored.len(), 4, "{stored:?}");
@@ -171,7 +182,11 @@ async fn a_csv_file_and_the_same_dhis2_file_store_the_same_values() {
             "connexions".to_owned()
         )
     );
-    assert_eq!(stored, by_dhis2.stored().await, "the same values from either file");
+    assert_eq!(
+        stored,
+        by_dhis2.stored().await,
+        "the same values from either file"
+    );
 
     // And the DHIS2 file sent where the CSV file went changes nothing.
     let report = by_csv.submit(&options(&dhis2)).await;
@@ -270,7 +285,11 @@ NEET_16_18,NOWHERE,2026-Q2,5.9
     options.batch_id_prefix = "neet-partial".into();
     let report = ingest.submit(&options).await;
     assert_eq!(report.status(), 2, "{report}");
-    assert_eq!((report.records, report.created(), report.rejected()), (4, 2, 2), "{report}");
+    assert_eq!(
+        (report.records, report.created(), report.rejected()),
+        (4, 2, 2),
+        "{report}"
+    );
     let text = report.to_string();
     assert!(text.contains("\n  line 3 period: "), "{text}");
     assert!(

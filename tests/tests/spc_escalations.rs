@@ -4,8 +4,8 @@
 
 use prost::Message;
 use trust_e2e::TestEnv;
-use trust_proto::common::v1::Rag;
 use trust_e2e::fixtures::{self, NEET, batch, observation, quarter};
+use trust_proto::common::v1::Rag;
 use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 
 const SOUTH: &str = "AREA_SOUTH";
@@ -50,7 +50,11 @@ async fn a_point_beyond_the_process_limits_raises_and_an_ordinary_point_resolves
     // indicator where lower is better.
     let mut spike = batch("spike", vec![observation(NEET, SOUTH, quarter(2026, 1), 5.9)]);
     spike.partner_code = "connexions".into();
-    let receipt = client.submit_observations(spike).await.expect("spike").into_inner();
+    let receipt = client
+        .submit_observations(spike)
+        .await
+        .expect("spike")
+        .into_inner();
     assert_eq!(receipt.created, 1, "an outlier is stored");
     assert_eq!(receipt.flags.len(), 1, "and flagged: {receipt:?}");
     assert!(receipt.flags[0].reason.contains("outlier"), "{:?}", receipt.flags);
@@ -92,15 +96,19 @@ async fn a_point_beyond_the_process_limits_raises_and_an_ordinary_point_resolves
     let js = async_nats::jetstream::new(env.nats().await);
     let namespace = trust_runtime::bus::Namespace::new(env.namespace.clone());
     let stream = js.get_stream(namespace.stream("INGEST")).await.expect("stream");
-    let changed = trust_e2e::eventually(std::time::Duration::from_secs(10), "the status change event", || {
-        let stream = stream.clone();
-        let subject = env.subject("ingest.status.changed");
-        async move {
-            let message = stream.get_last_raw_message_by_subject(&subject).await.ok()?;
-            let event = trust_proto::ingest::v1::StatusChanged::decode(message.payload).ok()?;
-            (event.to_rag == Rag::Red as i32).then_some(event)
-        }
-    })
+    let changed = trust_e2e::eventually(
+        std::time::Duration::from_secs(10),
+        "the status change event",
+        || {
+            let stream = stream.clone();
+            let subject = env.subject("ingest.status.changed");
+            async move {
+                let message = stream.get_last_raw_message_by_subject(&subject).await.ok()?;
+                let event = trust_proto::ingest::v1::StatusChanged::decode(message.payload).ok()?;
+                (event.to_rag == Rag::Red as i32).then_some(event)
+            }
+        },
+    )
     .await;
     assert_eq!(changed.from_rag, Rag::Green as i32);
     assert_eq!(changed.target, Some(6.0));

@@ -62,3 +62,28 @@ CREATE TABLE series_state (
     state          jsonb NOT NULL,
     PRIMARY KEY (indicator_code, locality_code)
 );
+
+-- The locality hierarchy is effective-dated: a cluster's parent can change from a date, and a roll-up for a
+-- period uses the parent in force on the period's first day. locality.parent_code stays the original parent.
+CREATE TABLE locality_parent (
+    locality_code  text NOT NULL REFERENCES locality (code),
+    parent_code    text NOT NULL REFERENCES locality (code),
+    effective_from date NOT NULL,
+    PRIMARY KEY (locality_code, effective_from)
+);
+
+-- Values rolled up to parent localities from summed numerators and denominators (or summed counts and
+-- money), never by averaging rates.
+CREATE TABLE rollup (
+    indicator_code text NOT NULL,
+    locality_code  text NOT NULL,
+    period_type    text NOT NULL,
+    period_year    integer NOT NULL,
+    period_number  integer NOT NULL,
+    numerator      double precision,
+    denominator    double precision,
+    value          double precision NOT NULL,
+    contributors   integer NOT NULL,
+    computed_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (indicator_code, locality_code, period_type, period_year, period_number)
+);

@@ -169,6 +169,9 @@ pub async fn put(
                 )
             })?;
     }
+    for locality in &catalogue.localities {
+        put_hierarchy(conn, locality).await?;
+    }
     for indicator in &catalogue.indicators {
         let period_type = period_type_name(indicator.period_type).unwrap_or("quarter");
         sqlx::query(
@@ -325,6 +328,51 @@ async fn put_target(conn: &mut PgConnection, target: &pb::Target) -> Result<(), 
         },
     )
     .await?;
+    Ok(())
+}
+
+/// Replace a locality's effective-dated parents: the original parent (from the beginning) and each change.
+async fn put_hierarchy(conn: &mut PgConnection, locality: &pb::Locality) -> Result<(), CatalogueError> {
+    let entry = format!("locality {}", locality.code);
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let mut parents = Vec::new();
+    if !locality.parent_code.is_empty() {
+        // The original parent holds from before any period the platform can record.
+        parents.push((locality.parent_code.clone(), time::macros::date!(1900 - 01 - 01)));
+    }
+    for change in &locality.parent_changes {
+        let from = time::Date::parse(&change.effective_from, format).map_err(|e| {
+            invalid(
+                &entry,
+                "parent_changes.effective_from",
+                format!("{:?} is not a YYYY-MM-DD date: {e}", change.effective_from),
+            )
+        })?;
+        parents.push((change.parent_code.clone(), from));
+    }
+    sqlx::query("DELETE FROM locality_parent WHERE locality_code = $1")
+        .bind(&locality.code)
+        .execute(&mut *conn)
+        .await?;
+    for (parent, from) in parents {
+        if parent == locality.code {
+            return Err(invalid(
+                &entry,
+                "parent_code",
+                "a locality cannot be its own parent",
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO locality_parent (locality_code, parent_code, effective_from) VALUES ($1, $2, $3) \
+             ON CONFLICT (locality_code, effective_from) DO UPDATE SET parent_code = EXCLUDED.parent_code",
+        )
+        .bind(&locality.code)
+        .bind(&parent)
+        .bind(from)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| reference_error(e, entry.clone(), "parent_code", &parent))?;
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod domain;
 mod evaluate;
 mod grpc;
 mod receiver;
+mod rollups;
 pub mod store;
 pub mod submission;
 

@@ -398,6 +398,7 @@ impl CatalogueFile {
                 code: locality.code,
                 name: locality.name,
                 parent_code,
+                ..Default::default()
             });
         }
 

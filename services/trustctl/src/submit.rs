@@ -506,7 +506,11 @@ impl fmt::Display for SubmitReport {
             let sent = u64::try_from(self.chunks.len()).unwrap_or(u64::MAX);
             write!(f, "  chunks: {} answered", sent)?;
             if !stored.is_empty() {
-                let verb = if self.dry_run { "would be stored" } else { "stored" };
+                let verb = if self.dry_run {
+                    "would be accepted"
+                } else {
+                    "accepted"
+                };
                 write!(f, "; {verb} {}", ranges(&stored))?;
             }
             if !rejected.is_empty() {
@@ -1017,7 +1021,7 @@ mod tests {
             text.contains("records: 6 read; created 3, updated 1, unchanged 1, rejected 1"),
             "{text}"
         );
-        assert!(text.contains("chunks: 2 answered; stored 1-2"), "{text}");
+        assert!(text.contains("chunks: 2 answered; accepted 1-2"), "{text}");
         assert!(
             text.contains("rejections (1):\n  line 6 locality_code: unknown locality \"NOWHERE\"\n"),
             "{text}"

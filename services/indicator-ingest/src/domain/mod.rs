@@ -3,6 +3,7 @@
 
 pub mod evaluation;
 pub mod period;
+pub mod rollup;
 pub mod spc;
 pub mod trend;
 pub mod validation;

@@ -1,0 +1,91 @@
+//! Roll-ups to parent localities: from summed numerators and denominators, using the hierarchy in force on
+//! each period's first day.
+
+use trust_e2e::TestEnv;
+use trust_e2e::fixtures::{self, CITY, EAST, NEET, batch, observation, quarter};
+use trust_proto::ingest::v1 as pb;
+use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
+
+const SOUTH: &str = "AREA_SOUTH";
+
+fn counted(locality: &str, q: i32, numerator: f64, denominator: f64) -> pb::Observation {
+    let mut o = observation(NEET, locality, quarter(2026, q), numerator / denominator * 100.0);
+    o.numerator = Some(numerator);
+    o.denominator = Some(denominator);
+    o
+}
+
+#[tokio::test]
+async fn roll_ups_sum_numerators_and_follow_the_hierarchy_in_force() {
+    let env = TestEnv::new().await;
+    let running = indicator_ingest::start(
+        env.config(indicator_ingest::DEFAULTS, "trust_ingest"),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("start");
+    let mut client = IndicatorIngestClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .expect("connect");
+    let mut catalogue = fixtures::catalogue();
+    catalogue.localities.push(pb::Locality {
+        code: "CLUSTER_A".into(),
+        name: "Cluster A".into(),
+        parent_code: EAST.into(),
+        ..Default::default()
+    });
+    // Cluster B moves from East to South on 1 April 2026.
+    catalogue.localities.push(pb::Locality {
+        code: "CLUSTER_B".into(),
+        name: "Cluster B".into(),
+        parent_code: EAST.into(),
+        parent_changes: vec![pb::LocalityParentChange {
+            parent_code: SOUTH.into(),
+            effective_from: "2026-04-01".into(),
+        }],
+    });
+    client.put_catalogue(catalogue).await.expect("catalogue");
+
+    let mut submission = batch(
+        "clusters",
+        vec![
+            counted("CLUSTER_A", 1, 5.0, 100.0),
+            counted("CLUSTER_B", 1, 270.0, 900.0),
+            counted("CLUSTER_A", 2, 5.0, 100.0),
+            counted("CLUSTER_B", 2, 270.0, 900.0),
+        ],
+    );
+    submission.partner_code = "connexions".into();
+    let receipt = client
+        .submit_observations(submission)
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(receipt.created, 4, "{receipt:?}");
+
+    let pool = env.pool("trust_ingest", "ingest").await;
+    let rollups: Vec<(String, i32, f64, i32)> = sqlx::query_as(
+        "SELECT locality_code, period_number, value, contributors FROM rollup \
+         ORDER BY locality_code, period_number",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rollups");
+    let find = |locality: &str, q: i32| {
+        rollups
+            .iter()
+            .find(|(l, n, _, _)| l == locality && *n == q)
+            .map(|(_, _, value, contributors)| ((value * 1000.0).round() / 1000.0, *contributors))
+    };
+    // Q1: both clusters in East: (5 + 270) / (100 + 900) = 27.5%, not the 17.5% an average of rates gives.
+    assert_eq!(find(EAST, 1), Some((27.5, 2)));
+    assert_eq!(find(SOUTH, 1), None);
+    // Q2: cluster B is in South now.
+    assert_eq!(find(EAST, 2), Some((5.0, 1)));
+    assert_eq!(find(SOUTH, 2), Some((30.0, 1)));
+    // The city rolls up from its areas.
+    assert_eq!(find(CITY, 1), Some((27.5, 1)));
+    assert_eq!(find(CITY, 2), Some((27.5, 2)));
+    running.stop().await.expect("stop");
+    env.cleanup().await;
+}
