@@ -3,6 +3,7 @@
 
 use trust_e2e::TestEnv;
 use trust_e2e::fixtures::{self, CITY, EAST, NEET, batch, observation, quarter};
+use trust_proto::common::v1::{DirectionOfTravel, Rag};
 use trust_proto::ingest::v1 as pb;
 use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 
@@ -86,6 +87,59 @@ async fn roll_ups_sum_numerators_and_follow_the_hierarchy_in_force() {
     // The city rolls up from its areas.
     assert_eq!(find(CITY, 1), Some((27.5, 1)));
     assert_eq!(find(CITY, 2), Some((27.5, 2)));
+
+    // The board shows each locality's latest value: reported for clusters, rolled up for areas and the city.
+    let board = client
+        .get_status_board(pb::GetStatusBoardRequest {
+            indicator_codes: vec![NEET.into()],
+        })
+        .await
+        .expect("board")
+        .into_inner();
+    let row = |locality: &str| {
+        board
+            .rows
+            .iter()
+            .find(|r| r.locality_code == locality)
+            .expect(locality)
+            .clone()
+    };
+    let east = row(EAST);
+    assert_eq!(east.source, pb::ValueSource::RolledUp as i32);
+    assert_eq!(
+        (east.period_label.as_str(), east.value, east.target),
+        ("2026-Q2", Some(5.0), Some(8.0))
+    );
+    assert_eq!(east.rag, Rag::Green as i32);
+    assert_eq!(
+        east.direction_vs_previous,
+        DirectionOfTravel::Improving as i32,
+        "27.5% to 5%, lower is better"
+    );
+    let city = row(CITY);
+    assert_eq!(city.rag, Rag::Red as i32, "27.5% against the city target of 6%");
+    assert_eq!(row("CLUSTER_B").source, pb::ValueSource::Reported as i32);
+
+    // A numerator below the indicator's small-number threshold (5) is suppressed in what is shown.
+    let mut small = batch("small", vec![counted("CLUSTER_A", 3, 3.0, 100.0)]);
+    small.partner_code = "connexions".into();
+    client.submit_observations(small).await.expect("small");
+    let board = client
+        .get_status_board(pb::GetStatusBoardRequest {
+            indicator_codes: vec![NEET.into()],
+        })
+        .await
+        .expect("board")
+        .into_inner();
+    let cluster = board
+        .rows
+        .iter()
+        .find(|r| r.locality_code == "CLUSTER_A")
+        .expect("cluster A");
+    assert!(cluster.suppressed);
+    assert_eq!(cluster.value, None);
+    assert_eq!(cluster.period_label, "2026-Q3");
+
     running.stop().await.expect("stop");
     env.cleanup().await;
 }

@@ -212,4 +212,15 @@ impl pb::indicator_ingest_server::IndicatorIngest for IngestApi {
             was_locked_by: removed.locked_by,
         }))
     }
+
+    async fn get_status_board(
+        &self,
+        request: Request<pb::GetStatusBoardRequest>,
+    ) -> Result<Response<pb::StatusBoard>, Status> {
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let board = crate::board::status_board(&mut conn, &request.get_ref().indicator_codes)
+            .await
+            .map_err(unavailable)?;
+        Ok(Response::new(board))
+    }
 }
