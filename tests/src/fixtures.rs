@@ -62,6 +62,7 @@ fn partner(code: &str, name: &str, may_submit: &[&str]) -> ingest::Partner {
         code: code.into(),
         name: name.into(),
         may_submit: may_submit.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
     }
 }
 

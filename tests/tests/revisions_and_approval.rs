@@ -201,3 +201,46 @@ async fn the_target_in_force_for_the_period_decides_rag_and_target_changes_are_a
     running.stop().await.expect("stop");
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_partner_limited_to_an_area_may_submit_for_it_and_its_clusters_only() {
+    let (env, running, mut client) = start().await;
+    client
+        .put_catalogue(pb::Catalogue {
+            partners: vec![pb::Partner {
+                code: "connexions".into(),
+                name: "Connexions West Yorkshire".into(),
+                may_submit: vec![NEET.into()],
+                may_submit_localities: vec!["AREA_SOUTH".into()],
+            }],
+            localities: vec![pb::Locality {
+                code: "CLUSTER_MORLEY".into(),
+                name: "Morley".into(),
+                parent_code: "AREA_SOUTH".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("restrict connexions to South Leeds");
+    let mut b = batch(
+        "places",
+        vec![
+            observation(NEET, "CLUSTER_MORLEY", quarter(2026, 1), 5.0),
+            observation(NEET, EAST, quarter(2026, 1), 5.0),
+        ],
+    );
+    b.partner_code = "connexions".into();
+    b.mode = pb::SubmissionMode::Partial as i32;
+    let receipt = client.submit_observations(b).await.expect("submit").into_inner();
+    assert_eq!((receipt.created, receipt.rejected), (1, 1), "{receipt:?}");
+    assert_eq!(receipt.rejections[0].position, 1);
+    assert_eq!(receipt.rejections[0].field, "locality_code");
+    assert!(
+        receipt.rejections[0]
+            .reason
+            .contains("information sharing protocol")
+    );
+    running.stop().await.expect("stop");
+    env.cleanup().await;
+}

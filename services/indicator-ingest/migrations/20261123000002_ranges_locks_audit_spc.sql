@@ -87,3 +87,11 @@ CREATE TABLE rollup (
     computed_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (indicator_code, locality_code, period_type, period_year, period_number)
 );
+
+-- The information sharing protocol by place: a partner with rows here may submit only for these
+-- localities and those under them; a partner without rows may submit for the whole city.
+CREATE TABLE submission_locality_permission (
+    partner_code  text NOT NULL REFERENCES partner (code),
+    locality_code text NOT NULL REFERENCES locality (code),
+    PRIMARY KEY (partner_code, locality_code)
+);

@@ -205,6 +205,28 @@ pub async fn put(
         })?;
     }
     for partner in &catalogue.partners {
+        sqlx::query("DELETE FROM submission_locality_permission WHERE partner_code = $1")
+            .bind(&partner.code)
+            .execute(&mut *conn)
+            .await?;
+        for locality in &partner.may_submit_localities {
+            sqlx::query(
+                "INSERT INTO submission_locality_permission (partner_code, locality_code) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&partner.code)
+            .bind(locality)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| {
+                reference_error(
+                    e,
+                    format!("partner {}", partner.code),
+                    "may_submit_localities",
+                    locality,
+                )
+            })?;
+        }
         sqlx::query("DELETE FROM submission_permission WHERE partner_code = $1")
             .bind(&partner.code)
             .execute(&mut *conn)

@@ -676,3 +676,42 @@ pub async fn flag_outlier(
     .await?;
     Ok(())
 }
+
+/// Localities the partner may submit for; empty when it may submit for the whole city.
+pub async fn permitted_localities(
+    conn: &mut PgConnection,
+    partner: &str,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT locality_code FROM submission_locality_permission WHERE partner_code = $1",
+    )
+    .bind(partner)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The locality and its ancestors in the hierarchy in force on `on`, nearest first.
+pub async fn lineage(
+    conn: &mut PgConnection,
+    locality: &str,
+    on: time::Date,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut lineage = vec![locality.to_owned()];
+    // Bounded: a hierarchy is shallow, and the bound guards against a cycle in bad data.
+    for _ in 0..16 {
+        let parent: Option<String> = sqlx::query_scalar(
+            "SELECT parent_code FROM locality_parent WHERE locality_code = $1 AND effective_from <= $2 \
+             ORDER BY effective_from DESC LIMIT 1",
+        )
+        .bind(lineage.last())
+        .bind(on)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match parent {
+            Some(parent) if !lineage.contains(&parent) => lineage.push(parent),
+            _ => break,
+        }
+    }
+    Ok(lineage)
+}

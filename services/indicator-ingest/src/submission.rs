@@ -189,6 +189,7 @@ async fn validate_batch(
     let localities = store::known_localities(conn, &locality_codes).await?;
     let permitted = store::permitted_indicators(conn, partner).await?;
     let locks = store::period_locks(conn, &indicator_codes).await?;
+    let places = store::permitted_localities(conn, partner).await?;
     let today = ctx.now.date();
     let mut valid = Vec::with_capacity(batch.observations.len());
     let mut rejections = Vec::new();
@@ -202,6 +203,16 @@ async fn validate_batch(
         };
         let checked = domain::validate_observation(position, partner, record, &refs, today);
         let checked = match checked {
+            Ok(observation) if !places.is_empty() && !within(conn, &places, &observation).await? => {
+                Err(Rejection {
+                    position,
+                    field: "locality_code",
+                    reason: format!(
+                        "partner {partner:?} is not permitted to submit for locality {:?} under the information sharing protocol",
+                        observation.locality_code
+                    ),
+                })
+            }
             Ok(observation) => match refuse_locked_or_unexplained(conn, &locks, observation).await? {
                 Ok(observation) => Ok(observation),
                 Err(rejection) => Err(rejection),
@@ -232,6 +243,16 @@ async fn validate_batch(
         }
     }
     Ok((valid, rejections))
+}
+
+/// Whether the record's locality, or one above it when the period began, is among `places`.
+async fn within(
+    conn: &mut PgConnection,
+    places: &HashSet<String>,
+    observation: &ValidObservation,
+) -> Result<bool, sqlx::Error> {
+    let lineage = store::lineage(conn, &observation.locality_code, observation.period.starts_on()).await?;
+    Ok(lineage.iter().any(|l| places.contains(l)))
 }
 
 /// A value for an approved period is refused until the period is unlocked; a changed value for a period

@@ -381,6 +381,7 @@ impl CatalogueFile {
                 code: partner.code,
                 name: partner.name,
                 may_submit: partner.may_submit,
+                ..Default::default()
             });
         }
 
