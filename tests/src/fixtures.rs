@@ -36,6 +36,7 @@ pub fn catalogue() -> ingest::Catalogue {
                 valid_min: Some(0.0),
                 valid_max: Some(40.0),
                 small_number_threshold: 5,
+                ..Default::default()
             },
             ingest::Indicator {
                 code: LAC_DENTAL.into(),
@@ -54,6 +55,7 @@ pub fn catalogue() -> ingest::Catalogue {
             target(NEET, EAST, 8.0, 0.5),
             target(LAC_DENTAL, "", 90.0, 5.0),
         ],
+        ..Default::default()
     }
 }
 

@@ -95,3 +95,24 @@ CREATE TABLE submission_locality_permission (
     locality_code text NOT NULL REFERENCES locality (code),
     PRIMARY KEY (partner_code, locality_code)
 );
+
+-- Outcomes (in the 2006-09 Every Child Matters framework and the 2011-15 plan's) and the priorities under
+-- them, which indicators sit behind.
+CREATE TABLE outcome (
+    code      text PRIMARY KEY,
+    name      text NOT NULL,
+    framework text NOT NULL CHECK (framework IN ('ECM_2006', 'PLAN_2011'))
+);
+CREATE TABLE priority (
+    code         text PRIMARY KEY,
+    name         text NOT NULL,
+    outcome_code text NOT NULL REFERENCES outcome (code)
+);
+ALTER TABLE indicator ADD COLUMN priority_code text NOT NULL DEFAULT '';
+
+-- Each versioned catalogue load.
+CREATE TABLE catalogue_version (
+    version   integer PRIMARY KEY,
+    loaded_by text NOT NULL,
+    loaded_at timestamptz NOT NULL DEFAULT now()
+);

@@ -138,6 +138,40 @@ pub async fn put(
     catalogue: &pb::Catalogue,
 ) -> Result<pb::PutCatalogueResponse, CatalogueError> {
     validate(catalogue)?;
+    let version = check_version(conn, catalogue).await?;
+    for outcome in &catalogue.outcomes {
+        check_code("outcome", &outcome.code)?;
+        sqlx::query(
+            "INSERT INTO outcome (code, name, framework) VALUES ($1, $2, $3) ON CONFLICT (code) DO UPDATE SET \
+             name = EXCLUDED.name, framework = EXCLUDED.framework",
+        )
+        .bind(&outcome.code)
+        .bind(&outcome.name)
+        .bind(&outcome.framework)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23514") => invalid(
+                format!("outcome {}", outcome.code),
+                "framework",
+                format!("{:?} must be ECM_2006 or PLAN_2011", outcome.framework),
+            ),
+            _ => CatalogueError::Database(e),
+        })?;
+    }
+    for priority in &catalogue.priorities {
+        check_code("priority", &priority.code)?;
+        sqlx::query(
+            "INSERT INTO priority (code, name, outcome_code) VALUES ($1, $2, $3) ON CONFLICT (code) DO UPDATE SET \
+             name = EXCLUDED.name, outcome_code = EXCLUDED.outcome_code",
+        )
+        .bind(&priority.code)
+        .bind(&priority.name)
+        .bind(&priority.outcome_code)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| reference_error(e, format!("priority {}", priority.code), "outcome_code", &priority.outcome_code))?;
+    }
     for partner in &catalogue.partners {
         sqlx::query("INSERT INTO partner (code, name) VALUES ($1, $2) ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name")
             .bind(&partner.code)
@@ -176,14 +210,15 @@ pub async fn put(
         let period_type = period_type_name(indicator.period_type).unwrap_or("quarter");
         sqlx::query(
             "INSERT INTO indicator (code, name, definition, measure, polarity, period_type, owner_partner_code, \
-             outcome_code, numerator_meaning, denominator_meaning, valid_min, valid_max, small_number_threshold) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (code) DO UPDATE SET \
+             outcome_code, numerator_meaning, denominator_meaning, valid_min, valid_max, small_number_threshold, \
+             priority_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (code) DO UPDATE SET \
              name = EXCLUDED.name, definition = EXCLUDED.definition, measure = EXCLUDED.measure, \
              polarity = EXCLUDED.polarity, period_type = EXCLUDED.period_type, \
              owner_partner_code = EXCLUDED.owner_partner_code, outcome_code = EXCLUDED.outcome_code, \
              numerator_meaning = EXCLUDED.numerator_meaning, denominator_meaning = EXCLUDED.denominator_meaning, \
              valid_min = EXCLUDED.valid_min, valid_max = EXCLUDED.valid_max, \
-             small_number_threshold = EXCLUDED.small_number_threshold",
+             small_number_threshold = EXCLUDED.small_number_threshold, priority_code = EXCLUDED.priority_code",
         )
         .bind(&indicator.code)
         .bind(&indicator.name)
@@ -198,6 +233,7 @@ pub async fn put(
         .bind(indicator.valid_min)
         .bind(indicator.valid_max)
         .bind(i32::try_from(indicator.small_number_threshold).unwrap_or(i32::MAX))
+        .bind(&indicator.priority_code)
         .execute(&mut *conn)
         .await
         .map_err(|e| {
@@ -249,6 +285,9 @@ pub async fn put(
         localities: count(catalogue.localities.len()),
         indicators: count(catalogue.indicators.len()),
         targets: count(catalogue.targets.len()),
+        outcomes: count(catalogue.outcomes.len()),
+        priorities: count(catalogue.priorities.len()),
+        version,
     })
 }
 
@@ -398,6 +437,46 @@ async fn put_hierarchy(conn: &mut PgConnection, locality: &pb::Locality) -> Resu
     Ok(())
 }
 
+/// A versioned load must not be older than the version in force; it becomes the version in force.
+/// Returns the version in force after the load.
+async fn check_version(conn: &mut PgConnection, catalogue: &pb::Catalogue) -> Result<u32, CatalogueError> {
+    // Serialise concurrent loads so two cannot both pass the check.
+    sqlx::query("LOCK TABLE catalogue_version IN EXCLUSIVE MODE")
+        .execute(&mut *conn)
+        .await?;
+    let current: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM catalogue_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    let current = u32::try_from(current.unwrap_or(0)).unwrap_or(0);
+    if catalogue.version == 0 {
+        return Ok(current);
+    }
+    if catalogue.version < current {
+        return Err(invalid(
+            "catalogue",
+            "version",
+            format!(
+                "version {} is older than version {current} already loaded",
+                catalogue.version
+            ),
+        ));
+    }
+    let loaded_by = if catalogue.loaded_by.is_empty() {
+        "unknown"
+    } else {
+        catalogue.loaded_by.as_str()
+    };
+    sqlx::query(
+        "INSERT INTO catalogue_version (version, loaded_by) VALUES ($1, $2) ON CONFLICT (version) DO UPDATE \
+         SET loaded_by = EXCLUDED.loaded_by, loaded_at = now()",
+    )
+    .bind(i32::try_from(catalogue.version).unwrap_or(i32::MAX))
+    .bind(loaded_by)
+    .execute(&mut *conn)
+    .await?;
+    Ok(catalogue.version)
+}
+
 /// A foreign-key violation means the entry names something the catalogue does not have.
 fn reference_error(err: sqlx::Error, entry: String, field: &'static str, value: &str) -> CatalogueError {
     match &err {
@@ -406,4 +485,177 @@ fn reference_error(err: sqlx::Error, entry: String, field: &'static str, value: 
         }
         _ => CatalogueError::Database(err),
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct IndicatorRecord {
+    code: String,
+    name: String,
+    definition: String,
+    measure: i32,
+    polarity: i32,
+    period_type: String,
+    owner_partner_code: String,
+    outcome_code: String,
+    numerator_meaning: String,
+    denominator_meaning: String,
+    valid_min: Option<f64>,
+    valid_max: Option<f64>,
+    small_number_threshold: i32,
+    priority_code: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct TargetRecord {
+    indicator_code: String,
+    locality_code: Option<String>,
+    value: f64,
+    amber_tolerance: f64,
+    from_year: Option<i32>,
+    from_number: Option<i32>,
+    to_year: Option<i32>,
+    to_number: Option<i32>,
+    baseline: Option<f64>,
+    set_by: String,
+    period_type: String,
+}
+
+/// The catalogue in force, in the shape `put` takes.
+pub async fn get(conn: &mut PgConnection) -> Result<pb::Catalogue, sqlx::Error> {
+    let version: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM catalogue_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    let outcomes: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT code, name, framework FROM outcome ORDER BY framework, code")
+            .fetch_all(&mut *conn)
+            .await?;
+    let priorities: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT code, name, outcome_code FROM priority ORDER BY outcome_code, code")
+            .fetch_all(&mut *conn)
+            .await?;
+    let partners: Vec<(String, String)> = sqlx::query_as("SELECT code, name FROM partner ORDER BY code")
+        .fetch_all(&mut *conn)
+        .await?;
+    let may_submit: Vec<(String, String)> =
+        sqlx::query_as("SELECT partner_code, indicator_code FROM submission_permission ORDER BY 1, 2")
+            .fetch_all(&mut *conn)
+            .await?;
+    let places: Vec<(String, String)> = sqlx::query_as(
+        "SELECT partner_code, locality_code FROM submission_locality_permission ORDER BY 1, 2",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let localities: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT code, name, parent_code FROM locality ORDER BY code")
+            .fetch_all(&mut *conn)
+            .await?;
+    let changes: Vec<(String, String, time::Date)> = sqlx::query_as(
+        "SELECT locality_code, parent_code, effective_from FROM locality_parent \
+         WHERE effective_from > DATE '1900-01-01' ORDER BY locality_code, effective_from",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let indicators: Vec<IndicatorRecord> = sqlx::query_as(
+        "SELECT code, name, definition, measure, polarity, period_type, owner_partner_code, outcome_code, \
+         numerator_meaning, denominator_meaning, valid_min, valid_max, small_number_threshold, priority_code \
+         FROM indicator ORDER BY code",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let targets: Vec<TargetRecord> = sqlx::query_as(
+        "SELECT t.indicator_code, t.locality_code, t.value, t.amber_tolerance, t.from_year, t.from_number, \
+         t.to_year, t.to_number, t.baseline, t.set_by, i.period_type FROM target t \
+         JOIN indicator i ON i.code = t.indicator_code ORDER BY 1, 2 NULLS FIRST, 5 NULLS FIRST, 6",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let period = |kind: &str, year: Option<i32>, number: Option<i32>| {
+        let kind = PeriodType::parse(kind)?;
+        Period::new(kind, year?, number?).ok().map(Period::to_proto)
+    };
+    Ok(pb::Catalogue {
+        version: version.and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
+        outcomes: outcomes
+            .into_iter()
+            .map(|(code, name, framework)| pb::Outcome {
+                code,
+                name,
+                framework,
+            })
+            .collect(),
+        priorities: priorities
+            .into_iter()
+            .map(|(code, name, outcome_code)| pb::Priority {
+                code,
+                name,
+                outcome_code,
+            })
+            .collect(),
+        partners: partners
+            .into_iter()
+            .map(|(code, name)| pb::Partner {
+                may_submit: may_submit
+                    .iter()
+                    .filter(|(p, _)| *p == code)
+                    .map(|(_, i)| i.clone())
+                    .collect(),
+                may_submit_localities: places
+                    .iter()
+                    .filter(|(p, _)| *p == code)
+                    .map(|(_, l)| l.clone())
+                    .collect(),
+                code,
+                name,
+            })
+            .collect(),
+        localities: localities
+            .into_iter()
+            .map(|(code, name, parent)| pb::Locality {
+                parent_changes: changes
+                    .iter()
+                    .filter(|(l, _, _)| *l == code)
+                    .map(|(_, parent, from)| pb::LocalityParentChange {
+                        parent_code: parent.clone(),
+                        effective_from: from.to_string(),
+                    })
+                    .collect(),
+                code,
+                name,
+                parent_code: parent.unwrap_or_default(),
+            })
+            .collect(),
+        indicators: indicators
+            .into_iter()
+            .map(|i| pb::Indicator {
+                period_type: PeriodType::parse(&i.period_type).map_or(0, |k| k.to_proto() as i32),
+                code: i.code,
+                name: i.name,
+                definition: i.definition,
+                measure: i.measure,
+                polarity: i.polarity,
+                owner_partner_code: i.owner_partner_code,
+                outcome_code: i.outcome_code,
+                numerator_meaning: i.numerator_meaning,
+                denominator_meaning: i.denominator_meaning,
+                valid_min: i.valid_min,
+                valid_max: i.valid_max,
+                small_number_threshold: u32::try_from(i.small_number_threshold).unwrap_or(0),
+                priority_code: i.priority_code,
+            })
+            .collect(),
+        targets: targets
+            .into_iter()
+            .map(|t| pb::Target {
+                from_period: period(&t.period_type, t.from_year, t.from_number),
+                to_period: period(&t.period_type, t.to_year, t.to_number),
+                indicator_code: t.indicator_code,
+                locality_code: t.locality_code.unwrap_or_default(),
+                value: t.value,
+                amber_tolerance: t.amber_tolerance,
+                baseline: t.baseline,
+                set_by: t.set_by,
+            })
+            .collect(),
+        loaded_by: String::new(),
+    })
 }

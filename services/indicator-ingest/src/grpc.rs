@@ -223,4 +223,13 @@ impl pb::indicator_ingest_server::IndicatorIngest for IngestApi {
             .map_err(unavailable)?;
         Ok(Response::new(board))
     }
+
+    async fn get_catalogue(
+        &self,
+        _request: Request<pb::GetCatalogueRequest>,
+    ) -> Result<Response<pb::Catalogue>, Status> {
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let catalogue = catalogue::get(&mut conn).await.map_err(unavailable)?;
+        Ok(Response::new(catalogue))
+    }
 }

@@ -441,6 +441,7 @@ impl CatalogueFile {
                 valid_min,
                 valid_max,
                 small_number_threshold: indicator.small_number_threshold,
+                ..Default::default()
             });
         }
 

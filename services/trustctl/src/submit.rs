@@ -100,7 +100,8 @@ impl SubmitOptions {
         })
     }
 
-    fn check(&self) -> Result<()> {
+    /// Whether the options can be used: a partner code, sizes of at least 1, a prefix, a file that opens.
+    pub fn check(&self) -> Result<()> {
         crate::commands::publish::check_partner(&self.partner)?;
         if self.batch_size == 0 {
             bail!("the batch size must be at least 1");
@@ -111,6 +112,7 @@ impl SubmitOptions {
         if self.batch_id_prefix.trim().is_empty() {
             bail!("the batch id prefix is empty");
         }
+        open(&self.file)?;
         Ok(())
     }
 
@@ -316,6 +318,8 @@ pub struct SubmitReport {
     pub chunks_not_sent: Option<(u64, u64)>,
     /// Records in the chunks never sent.
     pub records_not_sent: u64,
+    /// Partial mode stopped at a failure before the end of the file: the chunk it would have sent next.
+    pub rest_not_sent_from: Option<u64>,
     /// Rejections by the reader and by the service.
     pub rejections: Rejections,
     /// Why the submission stopped short: the file could not be read on, or the service not reached.
@@ -338,6 +342,7 @@ impl SubmitReport {
             unanswered: Vec::new(),
             chunks_not_sent: None,
             records_not_sent: 0,
+            rest_not_sent_from: None,
             rejections: Rejections::default(),
             failure: None,
         }
@@ -358,6 +363,15 @@ impl SubmitReport {
     /// Records refused: those that could not be parsed and those the service rejected.
     pub fn rejected(&self) -> u64 {
         self.unparseable + self.chunks.iter().map(|c| c.rejected).sum::<u64>()
+    }
+
+    /// Good records not stored because another record in their chunk was rejected (atomic mode).
+    pub fn held_back(&self) -> u64 {
+        self.chunks
+            .iter()
+            .filter(|c| c.outcome == SubmissionOutcome::Rejected)
+            .map(|c| c.records.saturating_sub(c.rejected))
+            .sum()
     }
 
     /// 0 when every record was accepted (or had been already), 2 when anything was rejected or refused,
@@ -491,7 +505,7 @@ impl fmt::Display for SubmitReport {
                     ""
                 }
             )?;
-            writeln!(
+            write!(
                 f,
                 "  records: {} read; created {}, updated {}, unchanged {}, rejected {}",
                 self.records,
@@ -500,6 +514,18 @@ impl fmt::Display for SubmitReport {
                 self.unchanged(),
                 self.rejected()
             )?;
+            match self.held_back() {
+                0 => writeln!(f)?,
+                held => writeln!(
+                    f,
+                    "; not stored with them: {}",
+                    plural(
+                        held,
+                        "good record in a rejected chunk",
+                        "good records in rejected chunks"
+                    )
+                )?,
+            }
             let stored = self.chunks_where(ChunkReport::stored);
             let rejected = self.chunks_where(|c| c.outcome == SubmissionOutcome::Rejected);
             let duplicate = self.chunks_where(|c| c.outcome == SubmissionOutcome::Duplicate);
@@ -546,19 +572,34 @@ impl fmt::Display for SubmitReport {
                 } else {
                     format!("chunks {first}-{last}")
                 };
+                let why = if self.failure.is_some() {
+                    "sending stopped at the failure below"
+                } else {
+                    "atomic mode sends nothing more after a rejected chunk"
+                };
                 writeln!(
                     f,
-                    "  not sent: {which} ({}): atomic mode sends nothing more after a rejected chunk",
+                    "  not sent: {which} ({}): {why}",
                     plural(self.records_not_sent, "record", "records")
+                )?;
+            }
+            if let Some(from) = self.rest_not_sent_from {
+                writeln!(
+                    f,
+                    "  not sent: the rest of the file, from chunk {from}: sending stopped at the failure below"
                 )?;
             }
             if self.mode == Mode::Atomic && !self.dry_run && !rejected.is_empty() && !stored.is_empty() {
                 writeln!(
                     f,
-                    "  note: chunks {} stayed stored: atomic mode is all or nothing for each chunk, not for the \
-                     file. Fix the file and submit it with a new --batch-id; records already stored will come \
-                     back unchanged.",
-                    ranges(&stored)
+                    "  note: {} stayed stored: atomic mode is all or nothing for each chunk, not for the file. \
+                     Fix the file and submit it with a new --batch-id; records already stored will come back \
+                     unchanged.",
+                    if stored.len() == 1 {
+                        format!("chunk {}", ranges(&stored))
+                    } else {
+                        format!("chunks {}", ranges(&stored))
+                    }
                 )?;
             }
         }
@@ -766,11 +807,12 @@ fn progress_bar(options: &SubmitOptions, total: Option<u64>) -> ProgressBar {
     bar
 }
 
-/// Whether a failed call may be made again (with the same batch id, which cannot store anything twice).
+/// Whether a failed call may be made again (with the same batch id, which cannot store anything twice):
+/// the service was unreachable, did not answer in time, or was shutting down.
 fn transient(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
     )
 }
 
@@ -814,7 +856,6 @@ async fn send_chunk(
 /// stored before it. Atomicity is per chunk; see the module documentation.
 pub async fn submit(client: IndicatorIngestClient<Channel>, options: &SubmitOptions) -> Result<SubmitReport> {
     options.check()?;
-    open(&options.file)?;
     let mut report = SubmitReport::new(options);
     let format = options.format;
     let batch_size = options.batch_size;
@@ -894,6 +935,9 @@ pub async fn submit(client: IndicatorIngestClient<Channel>, options: &SubmitOpti
             },
             else => break,
         }
+    }
+    if stop && more && !atomic {
+        report.rest_not_sent_from = Some(taken + 1);
     }
     // Stop the reader if it is still going.
     drop(chunks);
@@ -1047,6 +1091,69 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("rejected (nothing from them stored) 1"), "{text}");
+        assert!(
+            text.contains("; not stored with them: 1 good record in a rejected chunk\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_atomic_stop_says_what_stayed_stored_and_what_was_not_sent() {
+        let mut report = SubmitReport::new(&options(Format::Csv));
+        report.records = 10;
+        report.record_receipt(
+            &meta(1, &[2, 3, 4]),
+            &SubmissionReceipt {
+                outcome: SubmissionOutcome::Accepted as i32,
+                created: 3,
+                ..Default::default()
+            },
+            false,
+        );
+        report.record_receipt(
+            &meta(2, &[5, 6, 7]),
+            &SubmissionReceipt {
+                outcome: SubmissionOutcome::Rejected as i32,
+                rejected: 1,
+                rejections: vec![rejection(2, "value", "outside the valid range")],
+                ..Default::default()
+            },
+            false,
+        );
+        report.chunks_not_sent = Some((3, 4));
+        report.records_not_sent = 4;
+        let text = report.to_string();
+        assert!(text.contains("chunks: 2 answered; accepted 1; rejected (nothing from them stored) 2"));
+        assert!(text.contains("rejected 1; not stored with them: 2 good records in rejected chunks\n"));
+        assert!(
+            text.contains(
+                "  not sent: chunks 3-4 (4 records): atomic mode sends nothing more after a rejected chunk\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  note: chunk 1 stayed stored: atomic mode"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  line 7 value: outside the valid range\n"),
+            "{text}"
+        );
+        assert_eq!(report.status(), 2);
+
+        report.failure = Some("indicator-ingest is unavailable".into());
+        report.unanswered.push((3, "q2-3".into()));
+        assert_eq!(report.status(), 1);
+        let text = report.to_string();
+        assert!(
+            text.contains("chunk 3: no receipt, so it may or may not be stored"),
+            "{text}"
+        );
+        assert!(text.contains("sending stopped at the failure below"), "{text}");
+        assert!(
+            text.contains("  failed: indicator-ingest is unavailable\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub fn options(args: &SubmitArgs) -> Result<SubmitOptions> {
 
 pub async fn run(endpoints: &Endpoints, args: &SubmitArgs) -> Result<ExitCode> {
     let options = options(args)?;
+    options.check()?;
     let client = IndicatorIngestClient::new(channel(endpoints, Service::Ingest).await?);
     let report = submit(client, &options).await?;
     print!("{report}");
