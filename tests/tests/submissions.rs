@@ -287,3 +287,32 @@ async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
     assert_eq!(stored.observation.map(|o| o.value), Some(6.4));
     ingest.finish().await;
 }
+
+#[tokio::test]
+async fn the_same_period_twice_in_one_batch_is_refused() {
+    let mut ingest = start_ingest().await;
+    let mut twice = batch(
+        "b-twice",
+        vec![
+            observation(NEET, EAST, quarter(2026, 1), 7.1),
+            observation(NEET, EAST, quarter(2026, 1), 7.3),
+        ],
+    );
+    twice.partner_code = "connexions".into();
+    let receipt = ingest
+        .client
+        .submit_observations(twice)
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(receipt.outcome, pb::SubmissionOutcome::Rejected as i32);
+    let rejection = &receipt.rejections[0];
+    assert_eq!((rejection.position, rejection.field.as_str()), (1, "period"));
+    assert!(
+        rejection.reason.contains("appears earlier in this batch"),
+        "{}",
+        rejection.reason
+    );
+    assert!(ingest.stored(NEET).await.is_empty());
+    ingest.finish().await;
+}

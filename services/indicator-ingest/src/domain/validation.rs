@@ -410,6 +410,26 @@ mod tests {
     }
 
     #[test]
+    fn a_negative_numerator_or_a_missing_period_is_refused() {
+        let spec = neet();
+        let mut rec = record(7.5, q(2026, 2));
+        rec.numerator = Some(-1.0);
+        rec.denominator = Some(100.0);
+        let rejection = check(&rec, Some(&spec), true, true).expect_err("negative");
+        assert_eq!(rejection.field, "numerator");
+        let mut rec = record(7.5, q(2026, 2));
+        rec.period = None;
+        let rejection = check(&rec, Some(&spec), true, true).expect_err("no period");
+        assert_eq!(
+            (rejection.field, rejection.reason.as_str()),
+            ("period", "period is missing")
+        );
+        rec.period = Some(common::Period::default());
+        let rejection = check(&rec, Some(&spec), true, true).expect_err("no period type");
+        assert!(rejection.reason.contains("period type"), "{}", rejection.reason);
+    }
+
+    #[test]
     fn numerator_above_denominator_is_refused() {
         let spec = neet();
         let mut rec = record(7.5, q(2026, 2));
