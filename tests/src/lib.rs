@@ -37,6 +37,7 @@ pub struct TestEnv {
     pub namespace: String,
     pub nats_url: String,
     host_port: String,
+    cleaned: bool,
 }
 
 impl TestEnv {
@@ -72,6 +73,7 @@ impl TestEnv {
             namespace,
             nats_url,
             host_port,
+            cleaned: false,
         }
     }
 
@@ -125,16 +127,45 @@ impl TestEnv {
     }
 
     /// Drop the database and this namespace's streams.
-    pub async fn cleanup(self) {
-        if let Ok(client) = async_nats::connect(&self.nats_url).await {
+    pub async fn cleanup(mut self) {
+        self.cleaned = true;
+        remove(&self.admin_url, &self.database, &self.nats_url, &self.namespace).await;
+    }
+}
+
+impl Drop for TestEnv {
+    /// A test that panicked before `cleanup` still leaves nothing behind: clean up on a thread of its own,
+    /// since Drop cannot await.
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let (admin_url, database, nats_url, namespace) = (
+            self.admin_url.clone(),
+            self.database.clone(),
+            self.nats_url.clone(),
+            self.namespace.clone(),
+        );
+        let cleaner = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                runtime.block_on(remove(&admin_url, &database, &nats_url, &namespace));
+            }
+        });
+        let _ = cleaner.join();
+    }
+}
+
+async fn remove(admin_url: &str, database: &str, nats_url: &str, namespace: &str) {
+    {
+        if let Ok(client) = async_nats::connect(nats_url).await {
             let js = async_nats::jetstream::new(client);
-            let ns = trust_runtime::bus::Namespace::new(self.namespace.clone());
+            let ns = trust_runtime::bus::Namespace::new(namespace);
             for stream in trust_runtime::bus::STREAMS {
                 let _ = js.delete_stream(ns.stream(stream.name)).await;
             }
         }
-        if let Err(err) = db::drop_database(&self.admin_url, &self.database).await {
-            eprintln!("could not drop test database {}: {err}", self.database);
+        if let Err(err) = db::drop_database(admin_url, database).await {
+            eprintln!("could not drop test database {database}: {err}");
         }
     }
 }
