@@ -121,8 +121,8 @@ pub enum Command {
     Directory(DirectoryCommand),
     /// Publish one observation as a partner over NATS, and show its receipt.
     Publish(PublishArgs),
-    /// Submit a CSV or DHIS2 dataValueSets file as a partner over gRPC, in chunks, and report every
-    /// rejection by line.
+    /// Submit a CSV or DHIS2 dataValueSets file as a partner over gRPC, in chunks (atomic per chunk, not
+    /// per file), and report every rejection by line.
     #[command(long_about = SUBMIT_ABOUT)]
     Submit(SubmitArgs),
     /// Show the receipt of an earlier submission.
@@ -200,10 +200,10 @@ pub struct PublishArgs {
     #[arg(long, default_value = "")]
     pub note: String,
     /// Why this value replaces one already stored for the period (needed for a correction).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub correction_reason: String,
     /// Who in the partner organisation submits (a name or role; kept as the author of the revision).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub submitted_by: String,
     /// Idempotency key of the batch [default: a new UUID].
     #[arg(long)]
@@ -230,9 +230,8 @@ parsed is reported by line, field and reason. The report sums the chunks' receip
 listed as `line <n> <field>: <reason>`.
 
 Atomic mode is all or nothing PER CHUNK, not for the file: every chunk is its own transaction in the service. \
-trustctl refuses the whole file before sending anything if any record cannot be parsed, and after the first \
-chunk the service rejects it sends no further chunks, but chunks already stored stay stored; the report says \
-which. A rejected batch id cannot be used again: fix the file and submit it with a new --batch-id (chunks \
+trustctl refuses the whole file before sending anything if any record cannot be parsed, and once the service \
+rejects a chunk no further chunks are sent, but chunks already stored stay stored; the report says which. A rejected batch id cannot be used again: fix the file and submit it with a new --batch-id (chunks \
 already stored come back unchanged).
 
 Sending the same file again with the same --batch-id and --batch-size stores nothing new: every chunk is a \
@@ -256,7 +255,7 @@ pub struct SubmitArgs {
     /// partial: good records are kept.
     #[arg(long, value_enum, default_value_t = Mode::Atomic)]
     pub mode: Mode,
-    /// Ask the service to validate only: receipts, nothing stored.
+    /// Ask the service to validate only: receipts, nothing stored (every chunk is sent, in either mode).
     #[arg(long)]
     pub dry_run: bool,
     /// Records per chunk (one batch, one transaction each); smaller when records are large.
@@ -266,11 +265,14 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "PREFIX")]
     pub batch_id: Option<String>,
     /// Who in the partner organisation submits (a name or role; kept as the author of every revision).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub submitted_by: String,
     /// Chunks in flight at once.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub concurrency: u32,
+    /// Seconds to wait for the service to process one chunk (instead of --timeout-secs).
+    #[arg(long, default_value_t = 300)]
+    pub chunk_timeout_secs: u64,
 }
 
 /// How a chunk with rejected records is treated.
@@ -368,6 +370,90 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("Q1-Q4"), "{err}");
+    }
+
+    #[test]
+    fn publish_takes_the_author_and_a_correction_reason() {
+        let cli = Cli::try_parse_from([
+            "trustctl",
+            "publish",
+            "--partner",
+            "connexions",
+            "--indicator",
+            "NEET_16_18",
+            "--locality",
+            "AREA_SOUTH",
+            "--period",
+            "2026-Q1",
+            "--value",
+            "6.4",
+            "--submitted-by",
+            "Data officer",
+            "--correction-reason",
+            "late returns",
+        ])
+        .unwrap();
+        let Command::Publish(args) = cli.command else {
+            panic!("not publish");
+        };
+        assert_eq!(args.submitted_by, "Data officer");
+        assert_eq!(args.correction_reason, "late returns");
+    }
+
+    #[test]
+    fn submit_has_the_documented_defaults_and_limits() {
+        let cli =
+            Cli::try_parse_from(["trustctl", "submit", "--partner", "pct", "--file", "q2.json"]).unwrap();
+        let Command::Submit(args) = cli.command else {
+            panic!("not submit");
+        };
+        assert_eq!(args.format, None);
+        assert_eq!(args.mode, Mode::Atomic);
+        assert_eq!((args.batch_size, args.concurrency), (5000, 2));
+        assert_eq!((args.batch_id, args.dry_run), (None, false));
+
+        let cli = Cli::try_parse_from([
+            "trustctl",
+            "submit",
+            "--partner",
+            "pct",
+            "--file",
+            "x.txt",
+            "--format",
+            "dhis2",
+            "--mode",
+            "partial",
+            "--batch-size",
+            "10",
+            "--batch-id",
+            "q2",
+            "--concurrency",
+            "4",
+            "--dry-run",
+        ])
+        .unwrap();
+        let Command::Submit(args) = cli.command else {
+            panic!("not submit");
+        };
+        assert_eq!(args.format, Some(crate::records::Format::Dhis2));
+        assert_eq!(args.mode, Mode::Partial);
+        assert_eq!((args.batch_size, args.concurrency), (10, 4));
+        assert_eq!(args.batch_id.as_deref(), Some("q2"));
+
+        for (flag, value) in [("--batch-size", "0"), ("--concurrency", "0"), ("--format", "xml")] {
+            let err = Cli::try_parse_from([
+                "trustctl",
+                "submit",
+                "--partner",
+                "p",
+                "--file",
+                "f.csv",
+                flag,
+                value,
+            ])
+            .unwrap_err();
+            assert!(err.to_string().contains(value), "{err}");
+        }
     }
 
     #[test]

@@ -17,8 +17,8 @@
 //! In partial mode there is one pass: records that cannot be parsed are reported and the rest are sent.
 //!
 //! Re-sending the same file with the same prefix and batch size re-sends the same batch ids, so the service
-//! stores nothing new and every chunk's receipt is DUPLICATE. A chunk whose call fails in transit (the
-//! service unavailable, no answer in time) is retried with the same batch id, which cannot store it twice.
+//! stores nothing new and every chunk's receipt is DUPLICATE. A chunk whose call fails because the service
+//! is unavailable is retried with the same batch id, which cannot store it twice.
 
 use std::fmt::{self, Write as _};
 use std::fs::File;
@@ -49,7 +49,7 @@ pub const LISTED_REJECTIONS: usize = 100;
 /// A chunk's encoded observations stay under this, whatever the batch size (the service takes messages of
 /// up to 4 MiB).
 const MAX_CHUNK_BYTES: usize = 3 * 1024 * 1024;
-/// Calls per chunk when the service is unavailable or slow to answer.
+/// Calls per chunk when the service is unavailable.
 const ATTEMPTS: u32 = 3;
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -730,18 +730,30 @@ fn scan(format: Format, path: &Path, batch_size: usize) -> Result<Scan> {
 struct Produced {
     records: u64,
     unparseable: Rejections,
+    /// Why reading stopped before the end of the file; the records read before it were sent.
+    error: Option<anyhow::Error>,
 }
 
 /// Read the file and hand its chunks to the sender. With `strict` (the second pass of an atomic
-/// submission) a record that cannot be parsed means the file changed since the first pass.
+/// submission) a record that cannot be parsed means the file changed since the first pass. A file that
+/// cannot be read on stops the read; the chunk being filled then is not sent.
 fn produce(
     format: Format,
     path: &Path,
     batch_size: usize,
     strict: bool,
     chunks: mpsc::Sender<Chunk>,
-) -> Result<Produced> {
-    let input = open(path)?;
+) -> Produced {
+    let input = match open(path) {
+        Ok(input) => input,
+        Err(error) => {
+            return Produced {
+                records: 0,
+                unparseable: Rejections::default(),
+                error: Some(error),
+            };
+        }
+    };
     let mut send = |chunk: Chunk| match chunks.blocking_send(chunk) {
         Ok(()) => ControlFlow::Continue(()),
         Err(_) => ControlFlow::Break(()),
@@ -769,21 +781,28 @@ fn produce(
                 }
             }
         })
-        .with_context(|| format!("reading {}", path.display()))?;
-    if let Some(error) = changed {
-        bail!(
+        .with_context(|| format!("reading {}", path.display()));
+    let error = match (end, changed) {
+        (_, Some(changed)) => Some(anyhow!(
             "{} changed while it was being submitted: {} {}: {}",
             path.display(),
-            format.locate(error.origin),
-            error.field,
-            error.reason
-        );
-    }
-    if end == ReadEnd::Finished {
-        let _ = chunker.flush();
-    }
+            format.locate(changed.origin),
+            changed.field,
+            changed.reason
+        )),
+        (Err(error), None) => Some(error),
+        (Ok(ReadEnd::Finished), None) => {
+            let _ = chunker.flush();
+            None
+        }
+        (Ok(ReadEnd::Stopped), None) => None,
+    };
     unparseable.trim();
-    Ok(Produced { records, unparseable })
+    Produced {
+        records,
+        unparseable,
+        error,
+    }
 }
 
 fn progress_bar(options: &SubmitOptions, total: Option<u64>) -> ProgressBar {
@@ -807,41 +826,51 @@ fn progress_bar(options: &SubmitOptions, total: Option<u64>) -> ProgressBar {
     bar
 }
 
-/// Whether a failed call may be made again (with the same batch id, which cannot store anything twice):
-/// the service was unreachable, did not answer in time, or was shutting down.
-fn transient(status: &tonic::Status) -> bool {
+/// Whether a call gave up waiting: the channel's timeout (tonic reports it as Cancelled, "Timeout
+/// expired") or the service's deadline.
+fn timed_out(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
     )
 }
 
-/// Send one chunk, retrying a call that failed in transit. A retry that finds the batch already processed
-/// takes the ledger's receipt, since the failed attempt may have been the one that stored it.
+/// Send one chunk. A call that failed because the service was unavailable is made again (the same batch
+/// id cannot store anything twice), and a retry that finds the batch already processed takes the ledger's
+/// receipt, since the failed attempt may have been the one that stored it. A call that timed out is not
+/// made again: the service drops the work of a call its caller gave up on, so sending the same chunk again
+/// would only time out again; the ledger is asked whether it was stored just before.
 async fn send_chunk(
     mut client: IndicatorIngestClient<Channel>,
     batch: ObservationBatch,
     meta: ChunkMeta,
 ) -> (ChunkMeta, Result<(SubmissionReceipt, bool), tonic::Status>) {
+    let ledger = GetReceiptRequest {
+        partner_code: batch.partner_code.clone(),
+        batch_id: batch.batch_id.clone(),
+    };
     let mut attempt = 1;
     let result = loop {
         match client.submit_observations(batch.clone()).await {
             Ok(receipt) => {
                 let receipt = receipt.into_inner();
-                if attempt > 1 && receipt.outcome == SubmissionOutcome::Duplicate as i32 {
-                    let request = GetReceiptRequest {
-                        partner_code: batch.partner_code.clone(),
-                        batch_id: batch.batch_id.clone(),
-                    };
-                    if let Ok(original) = client.get_receipt(request).await {
-                        break Ok((original.into_inner(), true));
-                    }
+                if attempt > 1
+                    && receipt.outcome == SubmissionOutcome::Duplicate as i32
+                    && let Ok(original) = client.get_receipt(ledger.clone()).await
+                {
+                    break Ok((original.into_inner(), true));
                 }
                 break Ok((receipt, false));
             }
-            Err(status) if transient(&status) && attempt < ATTEMPTS => {
+            Err(status) if status.code() == tonic::Code::Unavailable && attempt < ATTEMPTS => {
                 tokio::time::sleep(RETRY_PAUSE * attempt).await;
                 attempt += 1;
+            }
+            Err(status) if timed_out(&status) && !batch.dry_run => {
+                match client.get_receipt(ledger.clone()).await {
+                    Ok(original) => break Ok((original.into_inner(), true)),
+                    Err(_) => break Err(status),
+                }
             }
             Err(status) => break Err(status),
         }
@@ -928,7 +957,14 @@ pub async fn submit(client: IndicatorIngestClient<Channel>, options: &SubmitOpti
                     let doing = format!("chunk {} (batch {})", meta.number, meta.batch_id);
                     report.unanswered.push((meta.number, meta.batch_id));
                     if report.failure.is_none() {
-                        report.failure = Some(status_error(Service::Ingest, &doing, &status).to_string());
+                        let mut failure = status_error(Service::Ingest, &doing, &status).to_string();
+                        if timed_out(&status) {
+                            failure.push_str(
+                                "; the service must process a chunk within the call's timeout: submit again \
+                                 with a smaller --batch-size or a longer --chunk-timeout-secs",
+                            );
+                        }
+                        report.failure = Some(failure);
                     }
                     stop = true;
                 }
@@ -943,18 +979,22 @@ pub async fn submit(client: IndicatorIngestClient<Channel>, options: &SubmitOpti
     drop(chunks);
     bar.finish_and_clear();
     report.chunks.sort_by_key(|c| c.number);
+    report.unanswered.sort();
 
     match reader.await {
-        Ok(Ok(produced)) => {
+        Ok(produced) => {
             if !atomic {
                 report.records = produced.records;
                 report.unparseable = produced.unparseable.total();
                 report.rejections.merge(produced.unparseable);
             }
-        }
-        Ok(Err(err)) => {
-            if report.failure.is_none() {
-                report.failure = Some(format!("{err:#}"));
+            if let Some(error) = produced.error {
+                if !atomic && report.rest_not_sent_from.is_none() {
+                    report.rest_not_sent_from = Some(taken + 1);
+                }
+                if report.failure.is_none() {
+                    report.failure = Some(format!("{error:#}"));
+                }
             }
         }
         Err(err) => {

@@ -45,8 +45,50 @@ pub fn options(args: &SubmitArgs) -> Result<SubmitOptions> {
 pub async fn run(endpoints: &Endpoints, args: &SubmitArgs) -> Result<ExitCode> {
     let options = options(args)?;
     options.check()?;
-    let client = IndicatorIngestClient::new(channel(endpoints, Service::Ingest).await?);
+    let endpoints = Endpoints {
+        timeout_secs: args.chunk_timeout_secs,
+        ..endpoints.clone()
+    };
+    let client = IndicatorIngestClient::new(channel(&endpoints, Service::Ingest).await?);
     let report = submit(client, &options).await?;
     print!("{report}");
     Ok(report.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser as _;
+
+    fn args(extra: &[&str]) -> SubmitArgs {
+        let mut argv = vec!["trustctl", "submit", "--partner", "connexions"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Submit(args) => args,
+            _ => panic!("not submit"),
+        }
+    }
+
+    #[test]
+    fn the_format_comes_from_the_extension_unless_given() {
+        assert_eq!(options(&args(&["--file", "q2.csv"])).unwrap().format, Format::Csv);
+        assert_eq!(
+            options(&args(&["--file", "q2.json"])).unwrap().format,
+            Format::Dhis2
+        );
+        let err = options(&args(&["--file", "q2.txt"])).unwrap_err().to_string();
+        assert!(err.contains("say --format csv or dhis2"), "{err}");
+        let given = options(&args(&["--file", "q2.txt", "--format", "csv"])).unwrap();
+        assert_eq!(given.format, Format::Csv);
+    }
+
+    #[test]
+    fn the_batch_id_prefix_is_given_or_new() {
+        let given = options(&args(&["--file", "q2.csv", "--batch-id", " neet-q2 "])).unwrap();
+        assert_eq!(given.batch_id_prefix, "neet-q2");
+        let new = options(&args(&["--file", "data/q2.csv"])).unwrap();
+        assert!(new.batch_id_prefix.starts_with("q2-"), "{}", new.batch_id_prefix);
+        assert!(options(&args(&["--file", "q2.csv", "--batch-id", " "])).is_err());
+    }
 }
