@@ -94,7 +94,6 @@ pub async fn store_and_evaluate(
             outlier: None,
         });
     }
-    crate::rollups::propagate(conn, indicator, locality, observation.period).await?;
     let latest = store::is_latest_period(conn, &indicator.code, locality, observation.period).await?;
     let signals = spc_signals(conn, observation, latest).await?;
     let spc_rules: Vec<&'static str> = signals

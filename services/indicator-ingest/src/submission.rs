@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::domain::validation::{References, ValidObservation};
 use crate::domain::{self, Rejection};
 use crate::evaluate::{self, Source};
+use crate::rollups::{self, Touched};
 use crate::store::{self, Change};
 
 pub use crate::evaluate::{TARGET_BREACH_RULE, dedup_key};
@@ -172,6 +173,22 @@ pub async fn process(
                 });
             }
         }
+    }
+    if !recorded.is_empty() {
+        let touched: Vec<Touched<'_>> = valid
+            .iter()
+            .filter(|o| {
+                recorded
+                    .iter()
+                    .any(|r| r.indicator_code == o.indicator.code && r.locality_code == o.locality_code)
+            })
+            .map(|o| Touched {
+                indicator: &o.indicator,
+                locality: &o.locality_code,
+                period: o.period,
+            })
+            .collect();
+        rollups::propagate(conn, &touched).await?;
     }
     receipt.outcome = outcome(&receipt, atomic, valid.len()) as i32;
     finish(conn, ctx, receipt, &recorded).await
