@@ -170,6 +170,26 @@ async fn remove(admin_url: &str, database: &str, nats_url: &str, namespace: &str
     }
 }
 
+pub type IngestClient =
+    trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient<tonic::transport::Channel>;
+
+/// Start indicator-ingest in this process for `env`, connect a gRPC client over TCP and load the fixture
+/// catalogue.
+pub async fn start_ingest(env: &TestEnv) -> (trust_runtime::RunningService, IngestClient) {
+    let config: indicator_ingest::IngestConfig = env.config(indicator_ingest::DEFAULTS, "trust_ingest");
+    let running = indicator_ingest::start(config, tokio_util::sync::CancellationToken::new())
+        .await
+        .expect("start indicator-ingest");
+    let mut client = IngestClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .expect("gRPC connect");
+    client
+        .put_catalogue(fixtures::catalogue())
+        .await
+        .expect("load the fixture catalogue");
+    (running, client)
+}
+
 /// Poll `check` until it returns Some, or panic after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where

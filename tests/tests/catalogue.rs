@@ -4,20 +4,11 @@
 use trust_e2e::TestEnv;
 use trust_e2e::fixtures;
 use trust_proto::ingest::v1 as pb;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 
 #[tokio::test]
 async fn a_versioned_catalogue_reads_back_and_an_older_version_is_refused() {
     let env = TestEnv::new().await;
-    let running = indicator_ingest::start(
-        env.config(indicator_ingest::DEFAULTS, "trust_ingest"),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .expect("start");
-    let mut client = IndicatorIngestClient::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("connect");
+    let (running, mut client) = trust_e2e::start_ingest(&env).await;
 
     let mut catalogue = fixtures::catalogue();
     catalogue.version = 2;

@@ -5,25 +5,12 @@ use trust_e2e::TestEnv;
 use trust_e2e::fixtures::{self, EAST, NEET, batch, observation, quarter};
 use trust_proto::common::v1::Rag;
 use trust_proto::ingest::v1 as pb;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 
-type Client = IndicatorIngestClient<tonic::transport::Channel>;
+type Client = trust_e2e::IngestClient;
 
 async fn start() -> (TestEnv, trust_runtime::RunningService, Client) {
     let env = TestEnv::new().await;
-    let running = indicator_ingest::start(
-        env.config(indicator_ingest::DEFAULTS, "trust_ingest"),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .expect("start");
-    let mut client = Client::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("connect");
-    client
-        .put_catalogue(fixtures::catalogue())
-        .await
-        .expect("catalogue");
+    let (running, client) = trust_e2e::start_ingest(&env).await;
     (env, running, client)
 }
 

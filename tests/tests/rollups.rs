@@ -5,7 +5,6 @@ use trust_e2e::TestEnv;
 use trust_e2e::fixtures::{self, CITY, EAST, NEET, batch, observation, quarter};
 use trust_proto::common::v1::{DirectionOfTravel, Rag};
 use trust_proto::ingest::v1 as pb;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 
 const SOUTH: &str = "AREA_SOUTH";
 
@@ -19,15 +18,7 @@ fn counted(locality: &str, q: i32, numerator: f64, denominator: f64) -> pb::Obse
 #[tokio::test]
 async fn roll_ups_sum_numerators_and_follow_the_hierarchy_in_force() {
     let env = TestEnv::new().await;
-    let running = indicator_ingest::start(
-        env.config(indicator_ingest::DEFAULTS, "trust_ingest"),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .expect("start");
-    let mut client = IndicatorIngestClient::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("connect");
+    let (running, mut client) = trust_e2e::start_ingest(&env).await;
     let mut catalogue = fixtures::catalogue();
     catalogue.localities.push(pb::Locality {
         code: "CLUSTER_A".into(),

@@ -4,28 +4,15 @@
 
 use prost::Message;
 use trust_e2e::TestEnv;
-use trust_e2e::fixtures::{self, NEET, batch, observation, quarter};
+use trust_e2e::fixtures::{NEET, batch, observation, quarter};
 use trust_proto::common::v1::Rag;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 
 const SOUTH: &str = "AREA_SOUTH";
 
 #[tokio::test]
 async fn a_point_beyond_the_process_limits_raises_and_an_ordinary_point_resolves() {
     let env = TestEnv::new().await;
-    let running = indicator_ingest::start(
-        env.config(indicator_ingest::DEFAULTS, "trust_ingest"),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .expect("start");
-    let mut client = IndicatorIngestClient::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("connect");
-    client
-        .put_catalogue(fixtures::catalogue())
-        .await
-        .expect("catalogue");
+    let (running, mut client) = trust_e2e::start_ingest(&env).await;
 
     // Twelve quarters around 5.0 (mean 5.0, mean moving range 2.4/11, upper limit about 5.58): the baseline.
     let baseline = [5.0, 5.2, 4.8, 5.1, 4.9, 5.0, 5.2, 4.8, 5.1, 4.9, 5.0, 5.0];

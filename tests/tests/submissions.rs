@@ -8,27 +8,16 @@ use prost::Message;
 use trust_e2e::fixtures::{self, EAST, NEET, batch, observation, quarter};
 use trust_e2e::{TestEnv, eventually};
 use trust_proto::ingest::v1 as pb;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 
 struct Ingest {
     env: TestEnv,
     running: trust_runtime::RunningService,
-    client: IndicatorIngestClient<tonic::transport::Channel>,
+    client: trust_e2e::IngestClient,
 }
 
 async fn start_ingest() -> Ingest {
     let env = TestEnv::new().await;
-    let config: indicator_ingest::IngestConfig = env.config(indicator_ingest::DEFAULTS, "trust_ingest");
-    let running = indicator_ingest::start(config, tokio_util::sync::CancellationToken::new())
-        .await
-        .expect("start indicator-ingest");
-    let mut client = IndicatorIngestClient::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("gRPC connect");
-    client
-        .put_catalogue(fixtures::catalogue())
-        .await
-        .expect("load catalogue");
+    let (running, client) = trust_e2e::start_ingest(&env).await;
     Ingest { env, running, client }
 }
 
