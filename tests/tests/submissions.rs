@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use prost::Message;
-use trust_e2e::fixtures::{self, EAST, NEET, batch, observation, quarter};
+use trust_e2e::fixtures::{EAST, NEET, batch, observation, quarter};
 use trust_e2e::{TestEnv, eventually};
 use trust_proto::ingest::v1 as pb;
 
