@@ -43,7 +43,7 @@ async fn a_versioned_catalogue_reads_back_and_an_older_version_is_refused() {
         .await
         .expect("get")
         .into_inner();
-    assert_eq!(read.version, 2);
+    assert_eq!((read.version, read.loaded_by.as_str()), (2, "performance team"));
     assert_eq!(read.priorities, catalogue.priorities);
     let neet = read
         .indicators

@@ -80,6 +80,20 @@ async fn an_approved_period_is_locked_until_an_audited_unlock() {
         .into_inner();
     assert!(approved.locked);
 
+    let wrong_type = client
+        .approve_period(pb::ApprovePeriodRequest {
+            indicator_code: NEET.into(),
+            period: Some(trust_proto::common::v1::Period {
+                r#type: trust_proto::common::v1::PeriodType::Month as i32,
+                year: 2026,
+                number: 3,
+            }),
+            approved_by: "performance lead".into(),
+        })
+        .await
+        .expect_err("NEET is quarterly");
+    assert_eq!(wrong_type.code(), tonic::Code::InvalidArgument);
+
     let refused = submit(&mut client, "a2", 6.0, "revised cohort").await;
     assert_eq!(refused.outcome, pb::SubmissionOutcome::Rejected as i32);
     assert_eq!(refused.rejections[0].field, "period");

@@ -522,9 +522,11 @@ struct TargetRecord {
 
 /// The catalogue in force, in the shape `put` takes.
 pub async fn get(conn: &mut PgConnection) -> Result<pb::Catalogue, sqlx::Error> {
-    let version: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM catalogue_version")
-        .fetch_one(&mut *conn)
-        .await?;
+    let version: Option<(i32, String)> =
+        sqlx::query_as("SELECT version, loaded_by FROM catalogue_version ORDER BY version DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (version, loaded_by) = version.map_or((None, String::new()), |(v, by)| (Some(v), by));
     let outcomes: Vec<(String, String, String)> =
         sqlx::query_as("SELECT code, name, framework FROM outcome ORDER BY framework, code")
             .fetch_all(&mut *conn)
@@ -656,6 +658,6 @@ pub async fn get(conn: &mut PgConnection) -> Result<pb::Catalogue, sqlx::Error> 
                 set_by: t.set_by,
             })
             .collect(),
-        loaded_by: String::new(),
+        loaded_by,
     })
 }

@@ -149,6 +149,23 @@ impl pb::indicator_ingest_server::IndicatorIngest for IngestApi {
         let period = period_argument(&request.indicator_code, request.period.as_ref())?;
         required("approved_by", &request.approved_by)?;
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let indicators = store::indicators(&mut tx, std::slice::from_ref(&request.indicator_code))
+            .await
+            .map_err(unavailable)?;
+        let indicator = indicators.get(&request.indicator_code).ok_or_else(|| {
+            Status::not_found(format!(
+                "indicator {:?} is not in the catalogue",
+                request.indicator_code
+            ))
+        })?;
+        if indicator.period_type != period.kind() {
+            return Err(Status::invalid_argument(format!(
+                "period: {} is reported by {}, not by {} (got {period})",
+                indicator.code,
+                indicator.period_type,
+                period.kind()
+            )));
+        }
         let locked = store::lock_period(&mut tx, &request.indicator_code, period, &request.approved_by)
             .await
             .map_err(|e| match &e {

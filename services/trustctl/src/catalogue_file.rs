@@ -1,16 +1,32 @@
-//! The catalogue file: partners, localities, indicators and targets in TOML, written by people and turned
-//! into a `trust.ingest.v1.Catalogue` for `IndicatorIngest.PutCatalogue`.
+//! The catalogue file: outcomes, priorities, partners, localities, indicators and targets in TOML, written by
+//! people and turned into a `trust.ingest.v1.Catalogue` for `IndicatorIngest.PutCatalogue`.
 //!
 //! ```toml
+//! version = 3                   # optional; a load older than the version in force is refused (0 or left
+//!                               # out: an unversioned patch)
+//! loaded_by = "Performance lead"  # optional; who loads it [default: the OS user, $USER]
+//!
+//! [[outcome]]
+//! code = "DO_WELL_IN_LEARNING"
+//! name = "Children and young people do well in learning and have skills for life"
+//! framework = "PLAN_2011"       # ECM_2006 (Every Child Matters, 2006-09) | PLAN_2011 (the 2011-15 plan)
+//!
+//! [[priority]]
+//! code = "REDUCE_NEET"
+//! name = "More young people in education, employment or training"
+//! outcome = "DO_WELL_IN_LEARNING"
+//!
 //! [[partner]]
 //! code = "connexions"
 //! name = "Connexions West Yorkshire"
 //! may_submit = ["NEET_16_18"]
+//! may_submit_localities = ["AREA_EAST"]  # optional; an area covers the clusters under it; left out: the city
 //!
 //! [[locality]]
-//! code = "AREA_EAST_NORTH_EAST"
-//! name = "East North East"
-//! parent = "LEEDS"              # leave out for the city itself
+//! code = "CLUSTER_SEACROFT_MANSTON"
+//! name = "Seacroft Manston cluster"
+//! parent = "AREA_EAST_NORTH_EAST"  # leave out for the city itself
+//! parent_changes = [{ parent = "AREA_EAST", from = "2010-04-01" }]  # optional; in date order
 //!
 //! [[indicator]]
 //! code = "NEET_16_18"
@@ -21,6 +37,7 @@
 //! period_type = "quarter"       # month | quarter | academic_year | financial_year
 //! owner = "connexions"          # partner code
 //! outcome = "DO_WELL_IN_LEARNING"
+//! priority = "REDUCE_NEET"      # optional; a [[priority]] of this file, under the indicator's outcome
 //! numerator = "young people aged 16-18 known to be NEET"      # optional; both or neither
 //! denominator = "young people aged 16-18 known to Connexions" # optional
 //! valid_min = 0.0               # optional valid range; a value outside it is refused
@@ -55,6 +72,12 @@ use crate::period;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogueFile {
+    version: Option<i64>,
+    loaded_by: Option<String>,
+    #[serde(default)]
+    outcome: Vec<OutcomeEntry>,
+    #[serde(default)]
+    priority: Vec<PriorityEntry>,
     #[serde(default)]
     partner: Vec<PartnerEntry>,
     #[serde(default)]
@@ -72,6 +95,24 @@ struct PartnerEntry {
     name: String,
     #[serde(default)]
     may_submit: Vec<String>,
+    #[serde(default)]
+    may_submit_localities: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutcomeEntry {
+    code: String,
+    name: String,
+    framework: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriorityEntry {
+    code: String,
+    name: String,
+    outcome: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +121,15 @@ struct LocalityEntry {
     code: String,
     name: String,
     parent: Option<String>,
+    #[serde(default)]
+    parent_changes: Vec<ParentChangeEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParentChangeEntry {
+    parent: String,
+    from: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +144,7 @@ struct IndicatorEntry {
     period_type: String,
     owner: String,
     outcome: String,
+    priority: Option<String>,
     numerator: Option<String>,
     denominator: Option<String>,
     valid_min: Option<f64>,
@@ -115,10 +166,24 @@ struct TargetEntry {
     set_by: Option<String>,
 }
 
-/// Read and parse a catalogue file.
+/// Read and parse a catalogue file; a file that does not say who loads it is loaded by the OS user.
 pub fn load(path: &Path) -> Result<pb::Catalogue> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse(&text).with_context(|| format!("{} is not a valid catalogue file", path.display()))
+    let mut catalogue =
+        parse(&text).with_context(|| format!("{} is not a valid catalogue file", path.display()))?;
+    if catalogue.loaded_by.is_empty() {
+        catalogue.loaded_by = os_user().unwrap_or_default();
+    }
+    Ok(catalogue)
+}
+
+/// The user running trustctl, from `$USER` (or `$LOGNAME`).
+pub fn os_user() -> Option<String> {
+    ["USER", "LOGNAME"]
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .map(|user| user.trim().to_owned())
+        .find(|user| !user.is_empty())
 }
 
 /// Parse the text of a catalogue file.
@@ -197,6 +262,31 @@ fn period_type(entry: &str, value: &str) -> Result<PeriodType> {
         "financial_year" => PeriodType::FinancialYear,
         _ => bail!("{entry}: period_type {value:?} must be month, quarter, academic_year or financial_year"),
     })
+}
+
+/// The two outcome frameworks the service knows.
+pub const FRAMEWORKS: [&str; 2] = ["ECM_2006", "PLAN_2011"];
+
+fn framework(entry: &str, value: &str) -> Result<String> {
+    if !FRAMEWORKS.contains(&value) {
+        bail!(
+            "{entry}: framework {value:?} must be ECM_2006 (Every Child Matters, 2006-09) or PLAN_2011 (the \
+             2011-15 plan)"
+        );
+    }
+    Ok(value.to_owned())
+}
+
+/// The first day of a change of parent: an ISO 8601 date, `YYYY-MM-DD`, in the years periods may have.
+fn effective_date(entry: &str, text: &str) -> Result<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text, format).map_err(|e| {
+        anyhow::anyhow!("{entry}: parent_changes from {text:?} is not a YYYY-MM-DD date ({e})")
+    })?;
+    if !(1990..=2100).contains(&date.year()) {
+        bail!("{entry}: parent_changes from {text:?}: the year must be 1990-2100");
+    }
+    Ok(date)
 }
 
 /// What the numerator and denominator count: both or neither, and not blank.
@@ -362,7 +452,64 @@ fn once(seen: &mut BTreeSet<String>, key: String, entry: &str) -> Result<()> {
 
 impl CatalogueFile {
     fn into_catalogue(self) -> Result<pb::Catalogue> {
-        let mut catalogue = pb::Catalogue::default();
+        let version = match self.version {
+            None => 0,
+            Some(version) => u32::try_from(version)
+                .ok()
+                .filter(|v| i32::try_from(*v).is_ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "version {version} must be a whole number from 0 (an unversioned patch) to {}",
+                        i32::MAX
+                    )
+                })?,
+        };
+        let loaded_by = match self.loaded_by {
+            None => String::new(),
+            Some(name) if name.trim().is_empty() => {
+                bail!("loaded_by is empty; leave the key out to record the OS user")
+            }
+            Some(name) => name.trim().to_owned(),
+        };
+
+        let mut catalogue = pb::Catalogue {
+            version,
+            loaded_by,
+            ..Default::default()
+        };
+
+        let mut seen = BTreeSet::new();
+        for outcome in self.outcome {
+            let entry = format!("outcome {}", outcome.code);
+            check_code(&entry, "code", &outcome.code)?;
+            check_name(&entry, &outcome.name)?;
+            once(&mut seen, outcome.code.clone(), &entry)?;
+            let framework = framework(&entry, &outcome.framework)?;
+            catalogue.outcomes.push(pb::Outcome {
+                code: outcome.code,
+                name: outcome.name,
+                framework,
+            });
+        }
+
+        let mut seen = BTreeSet::new();
+        for priority in self.priority {
+            let entry = format!("priority {}", priority.code);
+            check_code(&entry, "code", &priority.code)?;
+            check_name(&entry, &priority.name)?;
+            once(&mut seen, priority.code.clone(), &entry)?;
+            check_code(&entry, "outcome", &priority.outcome)?;
+            catalogue.priorities.push(pb::Priority {
+                code: priority.code,
+                name: priority.name,
+                outcome_code: priority.outcome,
+            });
+        }
+        let priorities: BTreeMap<String, String> = catalogue
+            .priorities
+            .iter()
+            .map(|p| (p.code.clone(), p.outcome_code.clone()))
+            .collect();
 
         let mut seen = BTreeSet::new();
         for partner in self.partner {
@@ -377,11 +524,18 @@ impl CatalogueFile {
                     bail!("{entry}: may_submit lists {indicator} more than once");
                 }
             }
+            let mut places = BTreeSet::new();
+            for locality in &partner.may_submit_localities {
+                check_code(&entry, "may_submit_localities entry", locality)?;
+                if !places.insert(locality.as_str()) {
+                    bail!("{entry}: may_submit_localities lists {locality} more than once");
+                }
+            }
             catalogue.partners.push(pb::Partner {
                 code: partner.code,
                 name: partner.name,
                 may_submit: partner.may_submit,
-                ..Default::default()
+                may_submit_localities: partner.may_submit_localities,
             });
         }
 
@@ -395,11 +549,37 @@ impl CatalogueFile {
             if parent_code == locality.code {
                 bail!("{entry}: a locality cannot be its own parent");
             }
+            let mut parent_changes = Vec::with_capacity(locality.parent_changes.len());
+            let mut previous: Option<(time::Date, &str)> = None;
+            for change in &locality.parent_changes {
+                check_code(&entry, "parent_changes parent", &change.parent)?;
+                if change.parent == locality.code {
+                    bail!(
+                        "{entry}: a locality cannot be its own parent (parent_changes from {})",
+                        change.from
+                    );
+                }
+                let from = effective_date(&entry, &change.from)?;
+                if let Some((before, text)) = previous
+                    && from <= before
+                {
+                    bail!(
+                        "{entry}: parent_changes from {} is not after the change before it ({text}); list the \
+                         changes in date order, one per date",
+                        change.from
+                    );
+                }
+                previous = Some((from, change.from.as_str()));
+                parent_changes.push(pb::LocalityParentChange {
+                    parent_code: change.parent.clone(),
+                    effective_from: from.to_string(),
+                });
+            }
             catalogue.localities.push(pb::Locality {
                 code: locality.code,
                 name: locality.name,
                 parent_code,
-                ..Default::default()
+                parent_changes,
             });
         }
 
@@ -414,6 +594,21 @@ impl CatalogueFile {
             let period_type = period_type(&entry, &indicator.period_type)?;
             check_code(&entry, "owner", &indicator.owner)?;
             check_code(&entry, "outcome", &indicator.outcome)?;
+            let priority_code = optional_code(&entry, "priority", indicator.priority, "no priority")?;
+            if !priority_code.is_empty() {
+                match priorities.get(&priority_code) {
+                    None => bail!(
+                        "{entry}: priority {priority_code} is not a [[priority]] of this file; define it, or \
+                         leave the key out"
+                    ),
+                    Some(outcome) if *outcome != indicator.outcome => bail!(
+                        "{entry}: priority {priority_code} is under outcome {outcome}, but the indicator's outcome \
+                         is {}",
+                        indicator.outcome
+                    ),
+                    Some(_) => {}
+                }
+            }
             let (numerator_meaning, denominator_meaning) =
                 meanings(&entry, indicator.numerator, indicator.denominator)?;
             let (valid_min, valid_max) =
@@ -441,7 +636,7 @@ impl CatalogueFile {
                 valid_min,
                 valid_max,
                 small_number_threshold: indicator.small_number_threshold,
-                ..Default::default()
+                priority_code,
             });
         }
 
@@ -569,11 +764,28 @@ pub fn external_references(catalogue: &pb::Catalogue) -> Vec<String> {
     let partners: BTreeSet<&str> = catalogue.partners.iter().map(|p| p.code.as_str()).collect();
     let localities: BTreeSet<&str> = catalogue.localities.iter().map(|l| l.code.as_str()).collect();
     let indicators: BTreeSet<&str> = catalogue.indicators.iter().map(|i| i.code.as_str()).collect();
+    let outcomes: BTreeSet<&str> = catalogue.outcomes.iter().map(|o| o.code.as_str()).collect();
     let mut missing = Vec::new();
+    for priority in &catalogue.priorities {
+        if !outcomes.contains(priority.outcome_code.as_str()) {
+            missing.push(format!(
+                "priority {} outcome: outcome {}",
+                priority.code, priority.outcome_code
+            ));
+        }
+    }
     for partner in &catalogue.partners {
         for code in &partner.may_submit {
             if !indicators.contains(code.as_str()) {
                 missing.push(format!("partner {} may_submit: indicator {code}", partner.code));
+            }
+        }
+        for code in &partner.may_submit_localities {
+            if !localities.contains(code.as_str()) {
+                missing.push(format!(
+                    "partner {} may_submit_localities: locality {code}",
+                    partner.code
+                ));
             }
         }
     }
@@ -584,12 +796,28 @@ pub fn external_references(catalogue: &pb::Catalogue) -> Vec<String> {
                 locality.code, locality.parent_code
             ));
         }
+        for change in &locality.parent_changes {
+            if !localities.contains(change.parent_code.as_str()) {
+                missing.push(format!(
+                    "locality {} parent_changes: locality {}",
+                    locality.code, change.parent_code
+                ));
+            }
+        }
     }
     for indicator in &catalogue.indicators {
         if !partners.contains(indicator.owner_partner_code.as_str()) {
             missing.push(format!(
                 "indicator {} owner: partner {}",
                 indicator.code, indicator.owner_partner_code
+            ));
+        }
+        // Outcomes are only checked when the file defines some: a file without any leaves them to the
+        // service's catalogue, as before outcomes were defined in files.
+        if !outcomes.is_empty() && !outcomes.contains(indicator.outcome_code.as_str()) {
+            missing.push(format!(
+                "indicator {} outcome: outcome {}",
+                indicator.code, indicator.outcome_code
             ));
         }
     }
@@ -607,9 +835,80 @@ pub fn external_references(catalogue: &pb::Catalogue) -> Vec<String> {
     missing
 }
 
+/// The catalogue's version and who loaded it, as one line.
+pub fn version_line(catalogue: &pb::Catalogue) -> String {
+    let mut line = if catalogue.version == 0 {
+        "version 0 (an unversioned patch)".to_owned()
+    } else {
+        format!("version {}", catalogue.version)
+    };
+    if !catalogue.loaded_by.is_empty() {
+        let _ = write!(line, ", loaded by {}", catalogue.loaded_by);
+    }
+    line
+}
+
+fn framework_name(framework: &str) -> &str {
+    match framework {
+        "ECM_2006" => "ECM_2006 (Every Child Matters, 2006-09)",
+        "PLAN_2011" => "PLAN_2011 (Children and Young People's Plan, 2011-15)",
+        other => other,
+    }
+}
+
 /// A readable account of what the file holds.
 pub fn summary(catalogue: &pb::Catalogue) -> String {
     let mut out = String::new();
+    let _ = writeln!(out, "{}", version_line(catalogue));
+    let _ = writeln!(
+        out,
+        "outcomes ({}) and priorities ({}):",
+        catalogue.outcomes.len(),
+        catalogue.priorities.len()
+    );
+    // Columns as wide as the longest code, so names line up.
+    let widest = |codes: &mut dyn Iterator<Item = usize>, least: usize| codes.max().unwrap_or(0).max(least);
+    let outcome_width = widest(
+        &mut catalogue
+            .outcomes
+            .iter()
+            .map(|o| o.code.len())
+            .chain(catalogue.priorities.iter().map(|p| p.code.len() + 2)),
+        26,
+    );
+    let locality_width = widest(&mut catalogue.localities.iter().map(|l| l.code.len()), 26);
+    let indicator_width = widest(&mut catalogue.indicators.iter().map(|i| i.code.len()), 26);
+    let scope_width = widest(&mut catalogue.targets.iter().map(|t| t.locality_code.len()), 22);
+    let mut listed = BTreeSet::new();
+    for framework in FRAMEWORKS {
+        let outcomes: Vec<&pb::Outcome> = catalogue
+            .outcomes
+            .iter()
+            .filter(|o| o.framework == framework)
+            .collect();
+        if outcomes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "  {}:", framework_name(framework));
+        for o in outcomes {
+            let _ = writeln!(out, "    {:<outcome_width$} {}", o.code, o.name);
+            for p in catalogue.priorities.iter().filter(|p| p.outcome_code == o.code) {
+                let _ = writeln!(out, "      {:<w$} {}", p.code, p.name, w = outcome_width - 2);
+                listed.insert(p.code.as_str());
+            }
+        }
+    }
+    for p in catalogue
+        .priorities
+        .iter()
+        .filter(|p| !listed.contains(p.code.as_str()))
+    {
+        let _ = writeln!(
+            out,
+            "    {:<outcome_width$} {} (under {})",
+            p.code, p.name, p.outcome_code
+        );
+    }
     let _ = writeln!(out, "partners ({}):", catalogue.partners.len());
     for p in &catalogue.partners {
         let may = if p.may_submit.is_empty() {
@@ -617,22 +916,39 @@ pub fn summary(catalogue: &pb::Catalogue) -> String {
         } else {
             format!("may submit {}", p.may_submit.join(", "))
         };
-        let _ = writeln!(out, "  {:<12} {} - {may}", p.code, p.name);
+        let places = if p.may_submit_localities.is_empty() {
+            String::new()
+        } else {
+            format!(", only for {}", p.may_submit_localities.join(", "))
+        };
+        let _ = writeln!(out, "  {:<12} {} - {may}{places}", p.code, p.name);
     }
     let _ = writeln!(out, "localities ({}):", catalogue.localities.len());
     for l in &catalogue.localities {
-        let parent = if l.parent_code.is_empty() {
+        let mut parent = if l.parent_code.is_empty() {
             "(city)".to_owned()
         } else {
             format!("in {}", l.parent_code)
         };
-        let _ = writeln!(out, "  {:<26} {} {parent}", l.code, l.name);
+        for change in &l.parent_changes {
+            let _ = write!(
+                parent,
+                "; from {} in {}",
+                change.effective_from, change.parent_code
+            );
+        }
+        let _ = writeln!(out, "  {:<locality_width$} {} {parent}", l.code, l.name);
     }
     let _ = writeln!(out, "indicators ({}):", catalogue.indicators.len());
     for i in &catalogue.indicators {
+        let priority = if i.priority_code.is_empty() {
+            String::new()
+        } else {
+            format!(", priority {}", i.priority_code)
+        };
         let _ = writeln!(
             out,
-            "  {:<26} {}; {}, {}, {}; owner {}; outcome {}",
+            "  {:<indicator_width$} {}; {}, {}, {}; owner {}; outcome {}{priority}",
             i.code,
             i.name,
             measure_name(i.measure),
@@ -652,7 +968,7 @@ pub fn summary(catalogue: &pb::Catalogue) -> String {
             details.push(format!("counts below {} suppressed", i.small_number_threshold));
         }
         if !details.is_empty() {
-            let _ = writeln!(out, "  {:<26} {}", "", details.join("; "));
+            let _ = writeln!(out, "  {:<indicator_width$} {}", "", details.join("; "));
         }
     }
     let _ = writeln!(out, "targets ({}):", catalogue.targets.len());
@@ -663,7 +979,7 @@ pub fn summary(catalogue: &pb::Catalogue) -> String {
             t.locality_code.as_str()
         };
         let mut line = format!(
-            "  {:<26} {:<22} {} (amber within {}), {}",
+            "  {:<indicator_width$} {:<scope_width$} {} (amber within {}), {}",
             t.indicator_code,
             scope,
             t.value,
@@ -1039,8 +1355,360 @@ mod tests {
     fn the_demo_catalogue_is_valid() {
         let text = include_str!("../../../deploy/demo/catalogue.toml");
         let catalogue = parse(text).unwrap();
-        assert!(external_references(&catalogue).is_empty());
+        assert!(
+            external_references(&catalogue).is_empty(),
+            "{:?}",
+            external_references(&catalogue)
+        );
         assert!(catalogue.indicators.iter().all(|i| i.valid_min.is_some()));
+        assert!(catalogue.version >= 1);
+        // Both frameworks, five outcomes each; every indicator behind a priority.
+        for framework in FRAMEWORKS {
+            assert_eq!(
+                catalogue
+                    .outcomes
+                    .iter()
+                    .filter(|o| o.framework == framework)
+                    .count(),
+                5,
+                "{framework}"
+            );
+        }
+        assert!(catalogue.indicators.iter().all(|i| !i.priority_code.is_empty()));
+        // The five wedges until 2010, three areas after: every cluster moves on 2010-04-01.
+        let clusters: Vec<&pb::Locality> = catalogue
+            .localities
+            .iter()
+            .filter(|l| l.code.starts_with("CLUSTER_"))
+            .collect();
+        assert!(!clusters.is_empty());
+        for cluster in clusters {
+            assert_eq!(cluster.parent_changes.len(), 1, "{}", cluster.code);
+            assert_eq!(cluster.parent_changes[0].effective_from, "2010-04-01");
+        }
+        // The README's demo: Connexions may publish NEET for East North East, which has its own target.
+        let connexions = catalogue
+            .partners
+            .iter()
+            .find(|p| p.code == "connexions")
+            .unwrap();
+        assert!(connexions.may_submit.contains(&"NEET_16_18".to_owned()));
+        assert!(connexions.may_submit_localities.is_empty());
+        assert!(
+            catalogue
+                .targets
+                .iter()
+                .any(|t| t.indicator_code == "NEET_16_18" && t.locality_code == "AREA_EAST_NORTH_EAST")
+        );
+        assert!(
+            catalogue
+                .partners
+                .iter()
+                .any(|p| !p.may_submit_localities.is_empty())
+        );
+    }
+
+    const FRAMED: &str = r#"
+        version = 3
+        loaded_by = "Performance lead"
+
+        [[outcome]]
+        code = "ECM_ENJOY_AND_ACHIEVE"
+        name = "Enjoy and achieve"
+        framework = "ECM_2006"
+
+        [[outcome]]
+        code = "DO_WELL_IN_LEARNING"
+        name = "Do well in learning and have skills for life"
+        framework = "PLAN_2011"
+
+        [[outcome]]
+        code = "SAFE_FROM_HARM"
+        name = "Safe from harm"
+        framework = "PLAN_2011"
+
+        [[priority]]
+        code = "REDUCE_NEET"
+        name = "Young people in education, employment or training"
+        outcome = "DO_WELL_IN_LEARNING"
+
+        [[priority]]
+        code = "SAFE_FAMILIES"
+        name = "Help children live in safe and supportive families"
+        outcome = "SAFE_FROM_HARM"
+
+        [[partner]]
+        code = "connexions"
+        name = "Connexions"
+        may_submit = ["NEET_16_18"]
+        may_submit_localities = ["AREA_EAST", "AREA_WEST"]
+
+        [[locality]]
+        code = "LEEDS"
+        name = "Leeds"
+
+        [[locality]]
+        code = "AREA_EAST_NORTH_EAST"
+        name = "East North East"
+        parent = "LEEDS"
+
+        [[locality]]
+        code = "AREA_EAST"
+        name = "East"
+        parent = "LEEDS"
+
+        [[locality]]
+        code = "AREA_WEST"
+        name = "West"
+        parent = "LEEDS"
+
+        [[locality]]
+        code = "CLUSTER_SEACROFT_MANSTON"
+        name = "Seacroft Manston cluster"
+        parent = "AREA_EAST_NORTH_EAST"
+        parent_changes = [{ parent = "AREA_EAST", from = "2010-04-01" }]
+
+        [[indicator]]
+        code = "NEET_16_18"
+        name = "NEET"
+        measure = "percentage"
+        polarity = "lower_is_better"
+        period_type = "quarter"
+        owner = "connexions"
+        outcome = "DO_WELL_IN_LEARNING"
+        priority = "REDUCE_NEET"
+    "#;
+
+    #[test]
+    fn version_outcomes_priorities_and_the_hierarchy_are_read() {
+        let catalogue = parse(FRAMED).unwrap();
+        assert_eq!(catalogue.version, 3);
+        assert_eq!(catalogue.loaded_by, "Performance lead");
+        assert_eq!(
+            catalogue.outcomes[0],
+            pb::Outcome {
+                code: "ECM_ENJOY_AND_ACHIEVE".into(),
+                name: "Enjoy and achieve".into(),
+                framework: "ECM_2006".into(),
+            }
+        );
+        assert_eq!(catalogue.outcomes[1].framework, "PLAN_2011");
+        assert_eq!(catalogue.priorities[0].outcome_code, "DO_WELL_IN_LEARNING");
+        assert_eq!(catalogue.indicators[0].priority_code, "REDUCE_NEET");
+        assert_eq!(
+            catalogue.partners[0].may_submit_localities,
+            vec!["AREA_EAST", "AREA_WEST"]
+        );
+        let cluster = &catalogue.localities[4];
+        assert_eq!(cluster.parent_code, "AREA_EAST_NORTH_EAST");
+        assert_eq!(
+            cluster.parent_changes,
+            vec![pb::LocalityParentChange {
+                parent_code: "AREA_EAST".into(),
+                effective_from: "2010-04-01".into(),
+            }]
+        );
+        assert!(
+            external_references(&catalogue).is_empty(),
+            "{:?}",
+            external_references(&catalogue)
+        );
+
+        let text = summary(&catalogue);
+        assert!(
+            text.starts_with("version 3, loaded by Performance lead\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ECM_2006 (Every Child Matters, 2006-09):"),
+            "{text}"
+        );
+        assert!(text.contains("      REDUCE_NEET"), "{text}");
+        assert!(
+            text.contains("may submit NEET_16_18, only for AREA_EAST, AREA_WEST"),
+            "{text}"
+        );
+        assert!(
+            text.contains("in AREA_EAST_NORTH_EAST; from 2010-04-01 in AREA_EAST"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outcome DO_WELL_IN_LEARNING, priority REDUCE_NEET"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn version_and_loaded_by_are_optional() {
+        let catalogue = parse(GOOD).unwrap();
+        assert_eq!((catalogue.version, catalogue.loaded_by.as_str()), (0, ""));
+        assert!(summary(&catalogue).starts_with("version 0 (an unversioned patch)\n"));
+
+        let bad = FRAMED.replace("version = 3", "version = -1");
+        assert!(
+            error_of(&bad).starts_with("version -1 must be a whole number from 0"),
+            "{}",
+            error_of(&bad)
+        );
+        let bad = FRAMED.replace("version = 3", "version = 1.5");
+        assert!(error_of(&bad).contains("version"), "{}", error_of(&bad));
+        let bad = FRAMED.replace("loaded_by = \"Performance lead\"", "loaded_by = \" \"");
+        assert_eq!(
+            error_of(&bad),
+            "loaded_by is empty; leave the key out to record the OS user"
+        );
+    }
+
+    #[test]
+    fn a_file_without_loaded_by_is_loaded_by_the_os_user() {
+        let dir = std::env::temp_dir().join(format!("trustctl-catalogue-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let unnamed = dir.join("unnamed.toml");
+        std::fs::write(&unnamed, FRAMED.replace("loaded_by = \"Performance lead\"", "")).unwrap();
+        let named = dir.join("named.toml");
+        std::fs::write(&named, FRAMED).unwrap();
+        let unnamed = load(&unnamed).unwrap();
+        let named = load(&named).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(unnamed.loaded_by, os_user().unwrap_or_default());
+        assert_eq!(named.loaded_by, "Performance lead");
+    }
+
+    #[test]
+    fn a_bad_framework_is_refused() {
+        let bad = FRAMED.replace("framework = \"ECM_2006\"", "framework = \"ECM_2005\"");
+        assert_eq!(
+            error_of(&bad),
+            "outcome ECM_ENJOY_AND_ACHIEVE: framework \"ECM_2005\" must be ECM_2006 (Every Child Matters, \
+             2006-09) or PLAN_2011 (the 2011-15 plan)"
+        );
+        let bad = FRAMED.replace("        framework = \"ECM_2006\"\n", "");
+        assert!(
+            error_of(&bad).contains("missing field `framework`"),
+            "{}",
+            error_of(&bad)
+        );
+    }
+
+    #[test]
+    fn an_indicator_priority_must_be_in_the_file_and_under_its_outcome() {
+        let bad = FRAMED.replace("priority = \"REDUCE_NEET\"", "priority = \"REDUCE_TRUANCY\"");
+        assert_eq!(
+            error_of(&bad),
+            "indicator NEET_16_18: priority REDUCE_TRUANCY is not a [[priority]] of this file; define it, or \
+             leave the key out"
+        );
+        let bad = FRAMED.replace("priority = \"REDUCE_NEET\"", "priority = \"SAFE_FAMILIES\"");
+        assert_eq!(
+            error_of(&bad),
+            "indicator NEET_16_18: priority SAFE_FAMILIES is under outcome SAFE_FROM_HARM, but the indicator's \
+             outcome is DO_WELL_IN_LEARNING"
+        );
+        let bad = FRAMED.replace("priority = \"REDUCE_NEET\"", "priority = \"\"");
+        assert_eq!(
+            error_of(&bad),
+            "indicator NEET_16_18: priority is empty; leave the key out for no priority"
+        );
+        // Without the key the indicator sits behind no priority.
+        let none = FRAMED.replace("priority = \"REDUCE_NEET\"", "");
+        assert_eq!(parse(&none).unwrap().indicators[0].priority_code, "");
+    }
+
+    #[test]
+    fn outcome_and_priority_entries_are_checked() {
+        let twice = format!(
+            "{FRAMED}\n[[priority]]\ncode = \"REDUCE_NEET\"\nname = \"again\"\noutcome = \"SAFE_FROM_HARM\"\n"
+        );
+        assert_eq!(error_of(&twice), "priority REDUCE_NEET is listed more than once");
+        let bad = FRAMED.replace("name = \"Enjoy and achieve\"", "name = \"\"");
+        assert_eq!(error_of(&bad), "outcome ECM_ENJOY_AND_ACHIEVE: name is empty");
+        // A priority under an outcome the file does not define is left to the service's catalogue.
+        let elsewhere = FRAMED.replace("outcome = \"SAFE_FROM_HARM\"", "outcome = \"HAVE_FUN\"");
+        assert_eq!(
+            external_references(&parse(&elsewhere).unwrap()),
+            vec!["priority SAFE_FAMILIES outcome: outcome HAVE_FUN"]
+        );
+        // So is an indicator's outcome, once the file defines outcomes at all.
+        let elsewhere = FRAMED
+            .replace(
+                "outcome = \"DO_WELL_IN_LEARNING\"\n        priority",
+                "outcome = \"X\"\n        #",
+            )
+            .replace("priority = \"REDUCE_NEET\"", "");
+        assert_eq!(
+            external_references(&parse(&elsewhere).unwrap()),
+            vec!["indicator NEET_16_18 outcome: outcome X"]
+        );
+    }
+
+    #[test]
+    fn localities_a_partner_may_submit_for_are_checked() {
+        let bad = FRAMED.replace("[\"AREA_EAST\", \"AREA_WEST\"]", "[\"AREA_EAST\", \"AREA_EAST\"]");
+        assert_eq!(
+            error_of(&bad),
+            "partner connexions: may_submit_localities lists AREA_EAST more than once"
+        );
+        let bad = FRAMED.replace("[\"AREA_EAST\", \"AREA_WEST\"]", "[\"AREA EAST\"]");
+        assert_eq!(
+            error_of(&bad),
+            "partner connexions: may_submit_localities entry \"AREA EAST\" must be 1-64 letters, digits, '_' or '-'"
+        );
+        let elsewhere = FRAMED.replace("\"AREA_WEST\"]", "\"AREA_SOUTH\"]");
+        assert_eq!(
+            external_references(&parse(&elsewhere).unwrap()),
+            vec!["partner connexions may_submit_localities: locality AREA_SOUTH"]
+        );
+    }
+
+    #[test]
+    fn parent_changes_are_checked() {
+        let change = "[{ parent = \"AREA_EAST\", from = \"2010-04-01\" }]";
+        let with = |changes: &str| FRAMED.replace(change, changes);
+        assert!(
+            error_of(&with("[{ parent = \"AREA_EAST\", from = \"2010-13-01\" }]")).starts_with(
+                "locality CLUSTER_SEACROFT_MANSTON: parent_changes from \"2010-13-01\" is not a YYYY-MM-DD date"
+            )
+        );
+        assert!(
+            error_of(&with("[{ parent = \"AREA_EAST\", from = \"1 April 2010\" }]"))
+                .contains("is not a YYYY-MM-DD date"),
+        );
+        assert!(
+            error_of(&with("[{ parent = \"AREA_EAST\", from = \"2010-02-30\" }]"))
+                .contains("is not a YYYY-MM-DD date"),
+        );
+        assert_eq!(
+            error_of(&with("[{ parent = \"AREA_EAST\", from = \"0210-04-01\" }]")),
+            "locality CLUSTER_SEACROFT_MANSTON: parent_changes from \"0210-04-01\": the year must be 1990-2100"
+        );
+        assert_eq!(
+            error_of(&with(
+                "[{ parent = \"AREA_EAST\", from = \"2010-04-01\" }, { parent = \"AREA_WEST\", from = \"2009-04-01\" }]"
+            )),
+            "locality CLUSTER_SEACROFT_MANSTON: parent_changes from 2009-04-01 is not after the change before it \
+             (2010-04-01); list the changes in date order, one per date"
+        );
+        assert_eq!(
+            error_of(&with(
+                "[{ parent = \"CLUSTER_SEACROFT_MANSTON\", from = \"2010-04-01\" }]"
+            )),
+            "locality CLUSTER_SEACROFT_MANSTON: a locality cannot be its own parent (parent_changes from 2010-04-01)"
+        );
+        assert!(
+            error_of(&with("[{ parent = \"AREA_EAST\" }]")).contains("missing field `from`"),
+            "{}",
+            error_of(&with("[{ parent = \"AREA_EAST\" }]"))
+        );
+        let two = parse(&with(
+            "[{ parent = \"AREA_EAST\", from = \"2010-04-01\" }, { parent = \"AREA_WEST\", from = \"2014-09-01\" }]",
+        ))
+        .unwrap();
+        assert_eq!(two.localities[4].parent_changes.len(), 2);
+        let elsewhere = parse(&with("[{ parent = \"AREA_NORTH\", from = \"2010-04-01\" }]")).unwrap();
+        assert_eq!(
+            external_references(&elsewhere),
+            vec!["locality CLUSTER_SEACROFT_MANSTON parent_changes: locality AREA_NORTH"]
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@ use trust_proto::common::v1::Period;
     name = "trustctl",
     version,
     about = "Operate the Children's Trust Platform: provision the database, load the catalogue and staff \
-             directory, publish and submit files as a partner, manage dead letters, check health.",
+             directory, publish and submit files as a partner, read the status board and a series' revisions, \
+             approve and unlock periods, manage dead letters, check health.",
     after_help = "Exit status: 0 success; 1 the command could not be carried out; 2 it was carried out and \
                   the answer is no (a submission REJECTED or records refused, a service not SERVING)."
 )]
@@ -113,7 +114,8 @@ pub enum Command {
     /// Database administration.
     #[command(subcommand)]
     Db(DbCommand),
-    /// The indicator catalogue (partners, localities, indicators, targets) held by indicator-ingest.
+    /// The indicator catalogue (outcomes, priorities, partners, localities, indicators, targets) held by
+    /// indicator-ingest.
     #[command(subcommand)]
     Catalogue(CatalogueCommand),
     /// The staff directory (staff and their responsibilities) held by notifications.
@@ -127,6 +129,17 @@ pub enum Command {
     Submit(SubmitArgs),
     /// Show the receipt of an earlier submission.
     Receipt(ReceiptArgs),
+    /// The status board: the latest value of each indicator in each locality (reported, or rolled up from
+    /// the localities below), with its target, RAG, direction of travel and open escalations.
+    #[command(after_help = BOARD_AFTER)]
+    Board(BoardArgs),
+    /// Every period of one indicator in one locality, with all its revisions (value, who, when, why) and
+    /// whether the period is locked.
+    Series(SeriesArgs),
+    /// Approve (lock) one period of an indicator: later values for it are refused until it is unlocked.
+    Approve(ApproveArgs),
+    /// Reopen an approved period; who and why are kept in the audit log.
+    Unlock(UnlockArgs),
     /// Messages a service's bus consumers gave up on.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLettersCommand),
@@ -156,6 +169,8 @@ pub enum DbCommand {
 pub enum CatalogueCommand {
     /// Load a catalogue file (TOML) into indicator-ingest; entries are upserted by code.
     Load(LoadArgs),
+    /// Print the catalogue in force in indicator-ingest: its version and what it holds.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +233,12 @@ pub struct PublishArgs {
     #[arg(long, default_value_t = 10)]
     pub wait_secs: u64,
 }
+
+const BOARD_AFTER: &str = "\
+Values are shown in their measure (9.4%, 12.0 per 1,000, 1,420, £750,000, 12 days), or as \"suppressed\" when \
+the count behind them is below the indicator's small-number threshold. RAG is a word (green, amber, red, or \
+no target), coloured too when stdout is a terminal and NO_COLOR is not set. Direction of travel is against \
+the previous period and says which way is better: ↑ improving, ↓ worsening, → no change.";
 
 const SUBMIT_ABOUT: &str = "\
 Submit a file of observations as a partner: CSV (a header row naming indicator_code, locality_code, period, \
@@ -289,6 +310,52 @@ pub struct ReceiptArgs {
     pub partner: String,
     /// The batch id.
     pub batch_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BoardArgs {
+    /// Only these indicators (the flag may be repeated, or take several codes) [default: every indicator].
+    #[arg(long = "indicator", value_name = "CODE", num_args = 1.., value_delimiter = ',')]
+    pub indicators: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SeriesArgs {
+    /// Indicator code, e.g. NEET_16_18.
+    #[arg(long)]
+    pub indicator: String,
+    /// Locality code, e.g. AREA_EAST_NORTH_EAST.
+    #[arg(long)]
+    pub locality: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Indicator code, e.g. NEET_16_18.
+    #[arg(long)]
+    pub indicator: String,
+    /// The period to approve, of the indicator's period type: 2026-03, 2026-Q1, AY2025/26 or FY2025/26.
+    #[arg(long, value_parser = crate::period::parse)]
+    pub period: Period,
+    /// Who approves it (the performance lead; kept in the audit log).
+    #[arg(long, value_name = "NAME")]
+    pub by: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Indicator code, e.g. NEET_16_18.
+    #[arg(long)]
+    pub indicator: String,
+    /// The approved period to reopen: 2026-03, 2026-Q1, AY2025/26 or FY2025/26.
+    #[arg(long, value_parser = crate::period::parse)]
+    pub period: Period,
+    /// Who reopens it (kept in the audit log).
+    #[arg(long, value_name = "NAME")]
+    pub by: String,
+    /// Why it is reopened (kept in the audit log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -454,6 +521,104 @@ mod tests {
             .unwrap_err();
             assert!(err.to_string().contains(value), "{err}");
         }
+    }
+
+    #[test]
+    fn board_takes_indicators_repeated_or_listed() {
+        let cli = Cli::try_parse_from(["trustctl", "board"]).unwrap();
+        let Command::Board(args) = cli.command else {
+            panic!("not board");
+        };
+        assert!(args.indicators.is_empty());
+        let cli = Cli::try_parse_from([
+            "trustctl",
+            "board",
+            "--indicator",
+            "NEET_16_18",
+            "LAC_COUNT",
+            "--indicator",
+            "GCSE_5AC,REREFERRALS",
+        ])
+        .unwrap();
+        let Command::Board(args) = cli.command else {
+            panic!("not board");
+        };
+        assert_eq!(
+            args.indicators,
+            vec!["NEET_16_18", "LAC_COUNT", "GCSE_5AC", "REREFERRALS"]
+        );
+    }
+
+    #[test]
+    fn series_approve_unlock_and_catalogue_show_parse() {
+        let cli = Cli::try_parse_from([
+            "trustctl",
+            "series",
+            "--indicator",
+            "NEET_16_18",
+            "--locality",
+            "AREA_SOUTH",
+        ])
+        .unwrap();
+        let Command::Series(args) = cli.command else {
+            panic!("not series");
+        };
+        assert_eq!(
+            (args.indicator.as_str(), args.locality.as_str()),
+            ("NEET_16_18", "AREA_SOUTH")
+        );
+
+        let cli = Cli::try_parse_from([
+            "trustctl",
+            "approve",
+            "--indicator",
+            "NEET_16_18",
+            "--period",
+            "2026-Q1",
+            "--by",
+            "Performance lead",
+        ])
+        .unwrap();
+        let Command::Approve(args) = cli.command else {
+            panic!("not approve");
+        };
+        assert_eq!((args.period.year, args.period.number), (2026, 1));
+        assert_eq!(args.by, "Performance lead");
+
+        // Unlocking needs a reason.
+        let unlock = [
+            "trustctl",
+            "unlock",
+            "--indicator",
+            "NEET_16_18",
+            "--period",
+            "2026-Q1",
+            "--by",
+            "Performance lead",
+        ];
+        let err = Cli::try_parse_from(unlock).unwrap_err();
+        assert!(err.to_string().contains("--reason"), "{err}");
+        let cli = Cli::try_parse_from(unlock.into_iter().chain(["--reason", "late returns"])).unwrap();
+        let Command::Unlock(args) = cli.command else {
+            panic!("not unlock");
+        };
+        assert_eq!(args.reason, "late returns");
+
+        let err = Cli::try_parse_from([
+            "trustctl",
+            "approve",
+            "--indicator",
+            "X",
+            "--period",
+            "2026-Q5",
+            "--by",
+            "me",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("Q1-Q4"), "{err}");
+
+        let cli = Cli::try_parse_from(["trustctl", "catalogue", "show"]).unwrap();
+        assert!(matches!(cli.command, Command::Catalogue(CatalogueCommand::Show)));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `trustctl`, the operator's command line for the Children's Trust Platform, as a library: the command
 //! line ([`cli`]) and its commands ([`commands`]), the catalogue and staff directory files, and the partner
 //! submission files ([`records`]) with the function that submits one ([`submit::submit`]), which the
-//! end-to-end tests call directly.
+//! end-to-end tests call directly, and the text of the status board and series ([`render`]).
 
 pub mod catalogue_file;
 pub mod cli;
@@ -9,4 +9,5 @@ pub mod commands;
 pub mod directory_file;
 pub mod period;
 pub mod records;
+pub mod render;
 pub mod submit;

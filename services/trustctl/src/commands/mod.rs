@@ -1,5 +1,7 @@
 //! One module per command; each returns the process's exit status or an error to report.
 
+pub mod approval;
+pub mod board;
 pub mod catalogue;
 pub mod db;
 pub mod dead_letters;
@@ -24,10 +26,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Db(DbCommand::Provision { admin_url, database }) => db::run(admin_url, database).await,
         Command::Catalogue(CatalogueCommand::Load(args)) => catalogue::load(endpoints, args).await,
+        Command::Catalogue(CatalogueCommand::Show) => catalogue::show(endpoints).await,
         Command::Directory(DirectoryCommand::Load(args)) => directory::load(endpoints, args).await,
         Command::Publish(args) => publish::run(endpoints, args).await,
         Command::Submit(args) => submit::run(endpoints, args).await,
         Command::Receipt(args) => publish::show_receipt(endpoints, args).await,
+        Command::Board(args) => board::board(endpoints, args).await,
+        Command::Series(args) => board::series(endpoints, args).await,
+        Command::Approve(args) => approval::approve(endpoints, args).await,
+        Command::Unlock(args) => approval::unlock(endpoints, args).await,
         Command::DeadLetters(DeadLettersCommand::List { service, all }) => {
             dead_letters::list(endpoints, *service, *all).await
         }
