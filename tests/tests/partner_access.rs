@@ -29,6 +29,14 @@ async fn connect_as(
         .expect("connect")
 }
 
+/// The next error the server sent this connection (a permissions violation is reported asynchronously).
+async fn next_server_error(errors: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(5), errors.recv())
+        .await
+        .expect("a server error within 5s")
+        .expect("error")
+}
+
 #[tokio::test]
 async fn a_partner_publishing_to_another_partners_subject_is_refused_by_the_server() {
     let server = PrivateNats::with_platform_config().await;
@@ -60,10 +68,7 @@ async fn a_partner_publishing_to_another_partners_subject_is_refused_by_the_serv
         .await
         .expect("client send");
     pct.flush().await.expect("flush");
-    let error = tokio::time::timeout(Duration::from_secs(5), errors.recv())
-        .await
-        .expect("a server error within 5s")
-        .expect("error");
+    let error = next_server_error(&mut errors).await;
     assert!(
         error.contains("Permissions Violation for Publish to \"ingest.submit.police\""),
         "{error}"
@@ -90,10 +95,7 @@ async fn a_partner_cannot_read_another_partners_receipts() {
         .await
         .expect("client subscribe");
     pct.flush().await.expect("flush");
-    let error = tokio::time::timeout(Duration::from_secs(5), errors.recv())
-        .await
-        .expect("a server error within 5s")
-        .expect("error");
+    let error = next_server_error(&mut errors).await;
     assert!(
         error.contains("Permissions Violation for Subscription"),
         "{error}"
