@@ -20,9 +20,9 @@ NATS_PORT=4222
 # A blackholed host must not hang the script on the first psql.
 export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-5}"
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'ensure-infra: %s\n' "$*" >&2; exit 1; }
-have() { command -v "$1" >/dev/null 2>&1; }
+SCRIPT_NAME=ensure-infra
+# shellcheck source=deploy/local/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Privileged commands go through as_root. Decided lazily, so a non-root user
 # on an already-provisioned machine never needs sudo.
@@ -34,11 +34,6 @@ as_root() {
     else
         die "need root for: $* (not root and sudo is not installed)"
     fi
-}
-
-# Plain bash TCP probe: nc is not installed on minimal images.
-port_open() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
 # pg_isready when available; before postgresql-client is installed, fall back
@@ -61,17 +56,6 @@ nats_has_jetstream() {
     local info
     info=$(timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -n1 <&3" 2>/dev/null) || return 1
     [[ $info == *'"jetstream":true'* ]]
-}
-
-# Debian ships nats-server in /usr/sbin, which is not on a normal user's PATH.
-nats_bin() {
-    if have nats-server; then
-        command -v nats-server
-    elif [[ -x /usr/sbin/nats-server ]]; then
-        echo /usr/sbin/nats-server
-    else
-        return 1
-    fi
 }
 
 # Brought up at the end of the script; a new machine gets its packages from
@@ -139,16 +123,6 @@ pick_pg_cluster() {
     [[ -n $pg_version ]] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
     as_root pg_createcluster "$pg_version" main >/dev/null
     pg_created=1
-}
-
-wait_for() { # seconds, command...
-    local secs=$1; shift
-    local i
-    for ((i = 0; i < secs * 2; i++)); do
-        "$@" && return 0
-        sleep 0.5
-    done
-    return 1
 }
 
 # Prepend trust lines for loopback TCP. pg_hba.conf is first-match, so they

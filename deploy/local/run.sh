@@ -31,43 +31,13 @@ METRICS_PORTS=(9101 9102 9103 9104)
 TRUSTCTL=target/release/trustctl
 STOP_WAIT_SECS=30
 
-say() { printf '%s\n' "$*"; }
+SCRIPT_NAME=run.sh
+# shellcheck source=deploy/local/common.sh
+source "$ROOT/deploy/local/common.sh"
 step() { printf '\n==> %s\n' "$*"; }
-die() {
-    printf 'run.sh: %s\n' "$*" >&2
-    exit 1
-}
-have() { command -v "$1" >/dev/null 2>&1; }
 
 usage() {
     sed -n '2,8s/^# \{0,1\}//p' "$ROOT/deploy/local/run.sh"
-}
-
-# Plain bash TCP probe: nc is not installed on minimal images.
-port_open() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
-
-wait_for() { # seconds, command...
-    local secs=$1
-    shift
-    local i
-    for ((i = 0; i < secs * 2; i++)); do
-        "$@" && return 0
-        sleep 0.5
-    done
-    return 1
-}
-
-# Debian ships nats-server in /usr/sbin, which is not on a normal user's PATH.
-nats_bin() {
-    if have nats-server; then
-        command -v nats-server
-    elif [[ -x /usr/sbin/nats-server ]]; then
-        echo /usr/sbin/nats-server
-    else
-        return 1
-    fi
 }
 
 # --- Processes this script started --------------------------------------------------------------------
