@@ -190,6 +190,41 @@ pub async fn start_ingest(env: &TestEnv) -> (trust_runtime::RunningService, Inge
     (running, client)
 }
 
+/// indicator-ingest running in this process for one test, with its environment and a client.
+pub struct IngestUnderTest {
+    pub env: TestEnv,
+    pub running: trust_runtime::RunningService,
+    pub client: IngestClient,
+}
+
+impl IngestUnderTest {
+    /// A fresh environment with indicator-ingest started and the fixture catalogue loaded.
+    pub async fn start() -> Self {
+        let env = TestEnv::new().await;
+        let (running, client) = start_ingest(&env).await;
+        Self { env, running, client }
+    }
+
+    /// The current value of every period of `indicator`, in every locality.
+    pub async fn stored(&mut self, indicator: &str) -> Vec<trust_proto::ingest::v1::StoredObservation> {
+        self.client
+            .list_observations(trust_proto::ingest::v1::ListObservationsRequest {
+                indicator_code: indicator.into(),
+                locality_code: String::new(),
+            })
+            .await
+            .expect("list observations")
+            .into_inner()
+            .observations
+    }
+
+    /// Stop the service gracefully and remove the environment.
+    pub async fn finish(self) {
+        self.running.stop().await.expect("clean stop");
+        self.env.cleanup().await;
+    }
+}
+
 /// Poll `check` until it returns Some, or panic after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where

@@ -6,39 +6,27 @@
 
 use std::path::{Path, PathBuf};
 
-use trust_e2e::TestEnv;
 use trust_e2e::fixtures::NEET;
 use trust_proto::ingest::v1 as pb;
 use trustctl::cli::Mode;
 use trustctl::records::{Format, Origin};
 use trustctl::submit::{Place, SubmitOptions, SubmitReport, submit};
 
-struct Ingest {
-    env: TestEnv,
-    running: trust_runtime::RunningService,
-    client: trust_e2e::IngestClient,
+use trust_e2e::IngestUnderTest as Ingest;
+
+/// File submissions and a comparable view of what they stored.
+trait FileSubmissions {
+    async fn comparable(&mut self) -> Vec<(String, String, String, String, u32, String)>;
+    async fn submit(&self, options: &SubmitOptions) -> SubmitReport;
 }
 
-async fn start_ingest() -> Ingest {
-    let env = TestEnv::new().await;
-    let (running, client) = trust_e2e::start_ingest(&env).await;
-    Ingest { env, running, client }
-}
-
-impl Ingest {
+impl FileSubmissions for Ingest {
     /// What is stored for NEET, in a form two services can be compared by: everything but the batch id
     /// and the time of recording.
-    async fn stored(&mut self) -> Vec<(String, String, String, String, u32, String)> {
+    async fn comparable(&mut self) -> Vec<(String, String, String, String, u32, String)> {
         let mut stored: Vec<_> = self
-            .client
-            .list_observations(pb::ListObservationsRequest {
-                indicator_code: NEET.into(),
-                locality_code: String::new(),
-            })
+            .stored(NEET)
             .await
-            .expect("list")
-            .into_inner()
-            .observations
             .into_iter()
             .map(|s| {
                 let o = s.observation.expect("observation");
@@ -62,11 +50,6 @@ impl Ingest {
 
     async fn submit(&self, options: &SubmitOptions) -> SubmitReport {
         submit(self.client.clone(), options).await.expect("submit")
-    }
-
-    async fn finish(self) {
-        self.running.stop().await.expect("clean stop");
-        self.env.cleanup().await;
     }
 }
 
@@ -131,8 +114,8 @@ async fn a_csv_file_and_the_same_dhis2_file_store_the_same_values() {
     let files = TempDir::new();
     let csv = files.write("neet-2026.csv", CSV);
     let dhis2 = files.write("neet-2026.json", DHIS2);
-    let mut by_csv = start_ingest().await;
-    let mut by_dhis2 = start_ingest().await;
+    let mut by_csv = Ingest::start().await;
+    let mut by_dhis2 = Ingest::start().await;
 
     let report = by_csv.submit(&options(&csv)).await;
     assert_eq!(report.format, Format::Csv);
@@ -158,7 +141,7 @@ async fn a_csv_file_and_the_same_dhis2_file_store_the_same_values() {
         "{report}"
     );
 
-    let stored = by_csv.stored().await;
+    let stored = by_csv.comparable().await;
     assert_eq!(stored.len(), 4, "{stored:?}");
     assert_eq!(
         stored[1],
@@ -173,7 +156,7 @@ async fn a_csv_file_and_the_same_dhis2_file_store_the_same_values() {
     );
     assert_eq!(
         stored,
-        by_dhis2.stored().await,
+        by_dhis2.comparable().await,
         "the same values from either file"
     );
 
@@ -185,7 +168,7 @@ async fn a_csv_file_and_the_same_dhis2_file_store_the_same_values() {
         (0, 0, 4),
         "{report}"
     );
-    assert_eq!(by_csv.stored().await, stored);
+    assert_eq!(by_csv.comparable().await, stored);
 
     by_csv.finish().await;
     by_dhis2.finish().await;
@@ -195,13 +178,13 @@ async fn a_csv_file_and_the_same_dhis2_file_store_the_same_values() {
 async fn submitting_the_same_file_again_stores_nothing_new() {
     let files = TempDir::new();
     let csv = files.write("neet.csv", CSV);
-    let mut ingest = start_ingest().await;
+    let mut ingest = Ingest::start().await;
     let mut options = options(&csv);
     options.batch_id_prefix = "neet-2026-q1q2".into();
 
     let first = ingest.submit(&options).await;
     assert_eq!((first.created(), first.status()), (4, 0), "{first}");
-    let stored = ingest.stored().await;
+    let stored = ingest.comparable().await;
 
     let again = ingest.submit(&options).await;
     assert_eq!(
@@ -220,7 +203,7 @@ async fn submitting_the_same_file_again_stores_nothing_new() {
             .contains("already submitted (duplicate batch ids, nothing new stored) 1-2"),
         "{again}"
     );
-    assert_eq!(ingest.stored().await, stored, "nothing new stored");
+    assert_eq!(ingest.comparable().await, stored, "nothing new stored");
 
     ingest.finish().await;
 }
@@ -236,7 +219,7 @@ NEET_16_18,AREA_SOUTH,2026-Q1,5.2
 NEET_16_18,NOWHERE,2026-Q2,5.9
 ";
     let csv = files.write("neet-bad.csv", bad);
-    let mut ingest = start_ingest().await;
+    let mut ingest = Ingest::start().await;
 
     let mut options = options(&csv);
     options.batch_id_prefix = "neet-bad".into();
@@ -254,7 +237,7 @@ NEET_16_18,NOWHERE,2026-Q2,5.9
             .contains("\n  line 3 period: \"2026-Q7\": the quarter must be Q1-Q4\n"),
         "{report}"
     );
-    assert!(ingest.stored().await.is_empty());
+    assert!(ingest.comparable().await.is_empty());
     let ledger = ingest
         .client
         .get_receipt(pb::GetReceiptRequest {
@@ -285,7 +268,7 @@ NEET_16_18,NOWHERE,2026-Q2,5.9
         text.contains("\n  line 5 locality_code: unknown locality \"NOWHERE\""),
         "{text}"
     );
-    assert_eq!(ingest.stored().await.len(), 2);
+    assert_eq!(ingest.comparable().await.len(), 2);
 
     ingest.finish().await;
 }

@@ -5,23 +5,23 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use prost::Message;
+use trust_e2e::eventually;
 use trust_e2e::fixtures::{EAST, NEET, batch, observation, quarter};
-use trust_e2e::{TestEnv, eventually};
 use trust_proto::ingest::v1 as pb;
 
-struct Ingest {
-    env: TestEnv,
-    running: trust_runtime::RunningService,
-    client: trust_e2e::IngestClient,
+use trust_e2e::IngestUnderTest as Ingest;
+
+/// Publishing on the bus as a partner, as the tests here need it.
+trait PublishAsPartner {
+    async fn publish_and_receive(
+        &self,
+        partner: &str,
+        payload: Vec<u8>,
+        msg_id: &str,
+    ) -> pb::SubmissionReceipt;
 }
 
-async fn start_ingest() -> Ingest {
-    let env = TestEnv::new().await;
-    let (running, client) = trust_e2e::start_ingest(&env).await;
-    Ingest { env, running, client }
-}
-
-impl Ingest {
+impl PublishAsPartner for Ingest {
     /// Publish raw bytes as `partner` and wait for the receipt on `ingest.receipts.<partner>`.
     async fn publish_and_receive(
         &self,
@@ -53,28 +53,11 @@ impl Ingest {
             .expect("receipt");
         pb::SubmissionReceipt::decode(message.payload).expect("decode receipt")
     }
-
-    async fn stored(&mut self, indicator: &str) -> Vec<pb::StoredObservation> {
-        self.client
-            .list_observations(pb::ListObservationsRequest {
-                indicator_code: indicator.into(),
-                locality_code: String::new(),
-            })
-            .await
-            .expect("list")
-            .into_inner()
-            .observations
-    }
-
-    async fn finish(self) {
-        self.running.stop().await.expect("clean stop");
-        self.env.cleanup().await;
-    }
 }
 
 #[tokio::test]
 async fn a_good_batch_on_the_bus_is_stored_and_receipted() {
-    let mut ingest = start_ingest().await;
+    let mut ingest = Ingest::start().await;
     let good = batch("b-good", vec![observation(NEET, EAST, quarter(2026, 1), 7.1)]);
     let receipt = ingest
         .publish_and_receive("connexions", good.encode_to_vec(), "b-good")
@@ -93,7 +76,7 @@ async fn a_good_batch_on_the_bus_is_stored_and_receipted() {
 
 #[tokio::test]
 async fn malformed_bytes_get_a_rejection_receipt_and_change_nothing() {
-    let mut ingest = start_ingest().await;
+    let mut ingest = Ingest::start().await;
     let receipt = ingest
         .publish_and_receive("connexions", b"\xff\xff\xffnot protobuf".to_vec(), "garbage-1")
         .await;
@@ -114,7 +97,7 @@ async fn malformed_bytes_get_a_rejection_receipt_and_change_nothing() {
 
 #[tokio::test]
 async fn an_unknown_indicator_is_rejected_by_position_and_field_and_the_batch_is_not_stored() {
-    let mut ingest = start_ingest().await;
+    let mut ingest = Ingest::start().await;
     let mixed = batch(
         "b-mixed",
         vec![
@@ -152,7 +135,7 @@ async fn an_unknown_indicator_is_rejected_by_position_and_field_and_the_batch_is
 
 #[tokio::test]
 async fn a_batch_naming_another_partner_is_refused() {
-    let mut ingest = start_ingest().await;
+    let mut ingest = Ingest::start().await;
     let mut forged = batch("b-forged", vec![observation(NEET, EAST, quarter(2026, 1), 7.1)]);
     forged.partner_code = "police".into();
     let receipt = ingest
@@ -178,7 +161,7 @@ async fn a_batch_naming_another_partner_is_refused() {
 
 #[tokio::test]
 async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
-    let mut ingest = start_ingest().await;
+    let mut ingest = Ingest::start().await;
     let mut partial = batch(
         "g-1",
         vec![
@@ -279,7 +262,7 @@ async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
 
 #[tokio::test]
 async fn the_same_period_twice_in_one_batch_is_refused() {
-    let mut ingest = start_ingest().await;
+    let mut ingest = Ingest::start().await;
     let mut twice = batch(
         "b-twice",
         vec![
