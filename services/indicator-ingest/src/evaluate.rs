@@ -1,7 +1,11 @@
-//! What happens to a stored value: it is evaluated in the submission's transaction against the target in
-//! force for its period (RAG), against the previous period and the baseline (direction of travel), and by
-//! statistical process control on its series; when the value is the latest of its series, each rule's
-//! escalation is raised when it starts firing and resolved when it stops.
+//! What happens to the values of a submission: each is stored (a new revision when it corrects one) and
+//! evaluated in the submission's transaction against the target in force for its period (RAG), against the
+//! previous period and the baseline (direction of travel), and by statistical process control on its
+//! series; when a value is the latest of its series, each rule's escalation is raised when it starts firing
+//! and resolved when it stops. The series a submission touches are read once ([`SeriesBook::load`]) and
+//! everything decided is written back in one statement per table.
+
+use std::collections::HashMap;
 
 use sqlx::PgConnection;
 use trust_proto::alerting::v1 as alerting;
@@ -9,14 +13,17 @@ use trust_proto::common::v1::{DirectionOfTravel, Rag};
 use trust_proto::ingest::v1 as pb;
 use trust_runtime::bus::subjects;
 use trust_runtime::grpc::timestamp;
-use trust_runtime::outbox::{self, OutboxMessage};
+use trust_runtime::outbox::OutboxMessage;
 use uuid::Uuid;
 
+use crate::domain::series::{Change, Offered, Series, SeriesKey, StoredPoint};
 use crate::domain::spc::{Side, TrendDirection};
 use crate::domain::trend::{DEFAULT_EPSILON, Direction, direction_of_travel};
 use crate::domain::validation::ValidObservation;
-use crate::domain::{self, SeriesState, SpcConfig, SpcSignal};
-use crate::store::{self, Change};
+use crate::domain::{self, SpcConfig, SpcSignal};
+use crate::reference::Reference;
+use crate::series_store::{self, Author, ObservationWrite, OpenedEscalation};
+use crate::store::TargetInForce;
 use crate::submission::Context;
 
 /// The rule name of a red value against target.
@@ -25,12 +32,71 @@ pub const TARGET_BREACH_RULE: &str = "target-breach";
 pub const SPC_RULES: [&str; 3] = ["spc-beyond-limits", "spc-run", "spc-trend"];
 const SOURCE: &str = "indicator-ingest";
 
-/// Who submitted a value.
-#[derive(Clone, Copy)]
-pub struct Source<'a> {
-    pub partner: &'a str,
-    pub batch_id: &'a str,
-    pub submitted_by: &'a str,
+/// Stable across every raise of the same concern, so notifications updates one alert.
+pub fn dedup_key(indicator: &str, locality: &str, rule: &str) -> String {
+    format!("ingest/{rule}/{indicator}/{locality}")
+}
+
+fn series_key(observation: &ValidObservation) -> SeriesKey {
+    (
+        observation.indicator.code.clone(),
+        observation.locality_code.clone(),
+    )
+}
+
+/// The series a submission touches, and their open escalations, read once and locked for the transaction.
+pub struct SeriesBook {
+    series: HashMap<SeriesKey, Series>,
+    /// Open escalation occurrences by deduplication key.
+    open: HashMap<String, Uuid>,
+}
+
+impl SeriesBook {
+    pub async fn load(
+        conn: &mut PgConnection,
+        observations: &[ValidObservation],
+    ) -> Result<Self, sqlx::Error> {
+        let mut periods: HashMap<SeriesKey, Vec<(i32, i32)>> = HashMap::new();
+        for observation in observations {
+            let period = (observation.period.year(), observation.period.number());
+            periods.entry(series_key(observation)).or_default().push(period);
+        }
+        // Sorted, so that concurrent writers lock series in the same order.
+        let mut keys: Vec<SeriesKey> = periods.keys().cloned().collect();
+        keys.sort();
+        let mut held = series_store::held_states(conn, &keys).await?;
+        let new: Vec<SeriesKey> = keys.iter().filter(|k| !held.contains_key(*k)).cloned().collect();
+        if !new.is_empty() {
+            series_store::claim_new_series(conn, &new).await?;
+            held.extend(series_store::held_states(conn, &new).await?);
+        }
+        let mut series = HashMap::with_capacity(keys.len());
+        let mut to_read = Vec::new();
+        for key in &keys {
+            match held.remove(key) {
+                Some(state) if periods.get(key).is_some_and(|p| state.suffices_for(p)) => {
+                    series.insert(key.clone(), Series::from_state(state));
+                }
+                _ => to_read.push(key.clone()),
+            }
+        }
+        let mut histories = series_store::histories(conn, &to_read).await?;
+        let config = SpcConfig::default();
+        for key in to_read {
+            let history = histories.remove(&key).unwrap_or_default();
+            series.insert(key, Series::from_history(history, &config));
+        }
+        let open = series_store::open_escalations(conn, &keys).await?;
+        Ok(Self { series, open })
+    }
+
+    /// The value held for an observation's period, if any.
+    pub fn current(&self, observation: &ValidObservation) -> Option<StoredPoint> {
+        let period = (observation.period.year(), observation.period.number());
+        self.series
+            .get(&series_key(observation))
+            .and_then(|s| s.current(period))
+    }
 }
 
 /// What storing and evaluating one value found.
@@ -46,164 +112,295 @@ pub struct Evaluated {
     pub outlier: Option<String>,
 }
 
-/// Stable across every raise of the same concern, so notifications updates one alert.
-pub fn dedup_key(indicator: &str, locality: &str, rule: &str) -> String {
-    format!("ingest/{rule}/{indicator}/{locality}")
+/// Who submitted the values.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub partner: &'a str,
+    pub batch_id: &'a str,
+    pub submitted_by: &'a str,
 }
 
+/// Store and evaluate `observations` (valid, at most one per series and period), in order. Events go into
+/// `outbox` for the caller to enqueue with the receipt.
 pub async fn store_and_evaluate(
     conn: &mut PgConnection,
     ctx: &Context<'_>,
+    reference: &Reference,
     source: Source<'_>,
-    observation: &ValidObservation,
-) -> Result<Evaluated, sqlx::Error> {
-    let indicator = &observation.indicator;
-    let locality = observation.locality_code.as_str();
-    let target = store::target_for(conn, &indicator.code, locality, observation.period).await?;
-    let evaluation = target.map(|t| domain::evaluate(observation.value, indicator.polarity, t.spec));
-    let rag = evaluation.map_or(Rag::Unspecified, |e| e.rag);
-    let previous = store::previous_period_value(conn, &indicator.code, locality, observation.period).await?;
-    let travel = direction_of_travel(
-        observation.value,
-        previous,
-        target.and_then(|t| t.baseline),
-        indicator.polarity,
-        DEFAULT_EPSILON,
-    );
-    let direction = (
-        to_proto(travel.against_previous),
-        to_proto(travel.against_baseline),
-    );
-    let prior_status = store::latest_status(conn, &indicator.code, locality).await?;
-    let (change, revision) = store::store_observation(
-        conn,
-        observation,
-        rag,
-        source.partner,
-        source.batch_id,
-        source.submitted_by,
-    )
-    .await?;
-    if change == Change::Unchanged {
-        return Ok(Evaluated {
-            change,
-            revision,
+    observations: &[ValidObservation],
+    book: &mut SeriesBook,
+    outbox: &mut Vec<OutboxMessage>,
+) -> Result<Vec<Evaluated>, sqlx::Error> {
+    let config = SpcConfig::default();
+    let mut evaluated = Vec::with_capacity(observations.len());
+    let mut writes = Vec::with_capacity(observations.len());
+    let mut escalations = Escalations {
+        ctx,
+        reference,
+        open: &mut book.open,
+        opened: Vec::new(),
+        resolved_before: Vec::new(),
+        outbox,
+    };
+    for observation in observations {
+        let indicator = &observation.indicator;
+        let locality = observation.locality_code.as_str();
+        let target = reference.target_for(&indicator.code, locality, observation.period);
+        let evaluation = target.map(|t| domain::evaluate(observation.value, indicator.polarity, t.spec));
+        let rag = evaluation.map_or(Rag::Unspecified, |e| e.rag);
+        let Some(series) = book.series.get_mut(&series_key(observation)) else {
+            return Err(sqlx::Error::Protocol(format!(
+                "series {}/{locality} was not loaded for this submission",
+                indicator.code
+            )));
+        };
+        let recorded = series.record(
+            Offered {
+                period: (observation.period.year(), observation.period.number()),
+                value: observation.value,
+                numerator: observation.numerator,
+                denominator: observation.denominator,
+                rag,
+            },
+            &config,
+            indicator.polarity,
+        );
+        let travel = direction_of_travel(
+            observation.value,
+            recorded.previous_period_value,
+            target.and_then(|t| t.baseline),
+            indicator.polarity,
+            DEFAULT_EPSILON,
+        );
+        let direction = (
+            to_proto(travel.against_previous),
+            to_proto(travel.against_baseline),
+        );
+        let spc_rules: Vec<&'static str> = recorded
+            .signals
+            .iter()
+            .filter(|s| s.is_concern())
+            .map(SpcSignal::rule_name)
+            .collect();
+        let outlier = recorded
+            .signals
+            .iter()
+            .find(|s| matches!(s, SpcSignal::BeyondLimits { .. }))
+            .map(|s| format!("outlier against its own history: {}", describe(s)));
+        if recorded.change != Change::Unchanged {
+            writes.push(ObservationWrite {
+                indicator: &indicator.code,
+                locality,
+                period_type: observation.period.kind().as_str(),
+                period: (observation.period.year(), observation.period.number()),
+                value: observation.value,
+                numerator: observation.numerator,
+                denominator: observation.denominator,
+                note: &observation.note,
+                correction_reason: &observation.correction_reason,
+                rag,
+                revision: recorded.revision,
+                outlier: outlier.is_some(),
+            });
+            let facts = Facts {
+                observation,
+                partner: source.partner,
+                target,
+                rag,
+                direction,
+            };
+            if recorded.latest {
+                let status_changed = match recorded.prior_status {
+                    Some(prior) => prior != rag,
+                    None => rag != Rag::Unspecified,
+                };
+                if status_changed {
+                    escalations.status_changed(&facts, recorded.prior_status, source.batch_id);
+                }
+                if let Some(evaluation) = evaluation {
+                    let detail = format!("red against the target for {}", observation.period);
+                    escalations.apply_rule(&facts, TARGET_BREACH_RULE, evaluation.breach.then_some(detail));
+                }
+                for rule in SPC_RULES {
+                    let firing = recorded
+                        .signals
+                        .iter()
+                        .find(|s| s.rule_name() == rule && s.is_concern());
+                    escalations.apply_rule(&facts, rule, firing.map(describe));
+                }
+            }
+        }
+        evaluated.push(Evaluated {
+            change: recorded.change,
+            revision: recorded.revision,
             rag,
             direction,
-            spc_rules: Vec::new(),
-            outlier: None,
+            spc_rules,
+            outlier,
         });
     }
-    let latest = store::is_latest_period(conn, &indicator.code, locality, observation.period).await?;
-    let signals = spc_signals(conn, observation, latest).await?;
-    let spc_rules: Vec<&'static str> = signals
-        .iter()
-        .filter(|s| s.is_concern())
-        .map(SpcSignal::rule_name)
-        .collect();
-    let outlier = signals
-        .iter()
-        .find(|s| matches!(s, SpcSignal::BeyondLimits { .. }))
-        .map(|s| format!("outlier against its own history: {}", describe(s)));
-    if outlier.is_some() {
-        store::flag_outlier(conn, observation).await?;
-    }
-    let status_changed = match prior_status {
-        Some(prior) => prior != rag,
-        None => rag != Rag::Unspecified,
+    let author = Author {
+        partner: source.partner,
+        batch_id: source.batch_id,
+        submitted_by: source.submitted_by,
     };
-    if latest && status_changed {
+    series_store::write_observations(conn, author, &writes).await?;
+    let mut states: Vec<_> = book
+        .series
+        .iter()
+        .filter_map(|(key, series)| series.changed_state().map(|state| (key, state)))
+        .collect();
+    states.sort_by(|a, b| a.0.cmp(b.0));
+    series_store::save_states(conn, &states).await?;
+    series_store::write_escalations(conn, &escalations.opened, &escalations.resolved_before).await?;
+    Ok(evaluated)
+}
+
+/// The facts an event about a value carries.
+struct Facts<'a> {
+    observation: &'a ValidObservation,
+    partner: &'a str,
+    target: Option<TargetInForce>,
+    rag: Rag,
+    direction: (DirectionOfTravel, DirectionOfTravel),
+}
+
+/// Escalation state during one submission: what was open before it, what it opened and what it cleared.
+struct Escalations<'a> {
+    ctx: &'a Context<'a>,
+    reference: &'a Reference,
+    open: &'a mut HashMap<String, Uuid>,
+    opened: Vec<OpenedEscalation>,
+    resolved_before: Vec<Uuid>,
+    outbox: &'a mut Vec<OutboxMessage>,
+}
+
+impl Escalations<'_> {
+    fn status_changed(&mut self, facts: &Facts<'_>, prior: Option<Rag>, batch_id: &str) {
+        let observation = facts.observation;
         let event = pb::StatusChanged {
-            indicator_code: indicator.code.clone(),
-            locality_code: locality.to_owned(),
+            indicator_code: observation.indicator.code.clone(),
+            locality_code: observation.locality_code.clone(),
             period: Some(observation.period.to_proto()),
-            from_rag: prior_status.unwrap_or(Rag::Unspecified) as i32,
-            to_rag: rag as i32,
+            from_rag: prior.unwrap_or(Rag::Unspecified) as i32,
+            to_rag: facts.rag as i32,
             value: observation.value,
-            target: target.map(|t| t.spec.value),
-            batch_id: source.batch_id.to_owned(),
+            target: facts.target.map(|t| t.spec.value),
+            batch_id: batch_id.to_owned(),
         };
         // Each change is its own event: the same period can change status more than once.
         let message_id = format!(
-            "status/{}/{locality}/{}/{}",
-            indicator.code,
+            "status/{}/{}/{}/{}",
+            observation.indicator.code,
+            observation.locality_code,
             observation.period,
             Uuid::new_v4()
         );
-        let message = OutboxMessage::protobuf(
-            ctx.namespace,
+        self.outbox.push(OutboxMessage::protobuf(
+            self.ctx.namespace,
             subjects::STATUS_CHANGED,
             message_id,
             &event,
-            &ctx.trace,
-        );
-        outbox::enqueue(conn, &message).await?;
+            &self.ctx.trace,
+        ));
     }
-    if latest {
-        let facts = Facts {
-            observation,
-            partner: source.partner,
-            target,
-            rag,
-            direction,
-        };
-        if let Some(evaluation) = evaluation {
-            let detail = format!("red against the target for {}", observation.period);
-            apply_rule(
-                conn,
-                ctx,
-                &facts,
-                TARGET_BREACH_RULE,
-                evaluation.breach.then_some(detail),
-            )
-            .await?;
-        }
-        for rule in SPC_RULES {
-            let firing = signals.iter().find(|s| s.rule_name() == rule && s.is_concern());
-            apply_rule(conn, ctx, &facts, rule, firing.map(describe)).await?;
-        }
-    }
-    Ok(Evaluated {
-        change,
-        revision,
-        rag,
-        direction,
-        spc_rules,
-        outlier,
-    })
-}
 
-/// Feed the value to its series' SPC state: in O(1) when it extends the series; by rebuilding the state from
-/// the series (the one place that reads history) when it corrects or back-fills an earlier period.
-async fn spc_signals(
-    conn: &mut PgConnection,
-    observation: &ValidObservation,
-    latest: bool,
-) -> Result<Vec<SpcSignal>, sqlx::Error> {
-    let indicator = &observation.indicator;
-    let config = SpcConfig::default();
-    let period = observation.period;
-    let held = store::series_state(conn, &indicator.code, &observation.locality_code).await?;
-    let extends = match &held {
-        Some((last, _)) => latest && (period.year(), period.number()) > *last,
-        None => true,
-    };
-    let (state, signals, last) = if extends {
-        let mut state = held.map(|(_, state)| state).unwrap_or_default();
-        let signals = state.observe(observation.value, &config, indicator.polarity);
-        (state, signals, (period.year(), period.number()))
-    } else {
-        let (values, last) = store::series_values(conn, &indicator.code, &observation.locality_code).await?;
-        let state = SeriesState::from_values(&values, &config);
-        let signals = if latest {
-            state.signals(&config, indicator.polarity)
-        } else {
-            Vec::new()
-        };
-        (state, signals, last)
-    };
-    store::save_series_state(conn, &indicator.code, &observation.locality_code, last, &state).await?;
-    Ok(signals)
+    /// Raise the rule's escalation when it starts firing (`firing` says what fired); resolve it when it
+    /// stops.
+    fn apply_rule(&mut self, facts: &Facts<'_>, rule: &'static str, firing: Option<String>) {
+        let observation = facts.observation;
+        let key = dedup_key(&observation.indicator.code, &observation.locality_code, rule);
+        match (firing, self.open.get(&key).copied()) {
+            (Some(detail), None) => {
+                let occurrence_id = Uuid::new_v4();
+                self.opened.push(OpenedEscalation {
+                    occurrence_id,
+                    dedup_key: key.clone(),
+                    rule,
+                    indicator_code: observation.indicator.code.clone(),
+                    locality_code: observation.locality_code.clone(),
+                    period_label: observation.period.to_string(),
+                    value: observation.value,
+                    target: facts.target.map_or(f64::NAN, |t| t.spec.value),
+                    resolved: false,
+                });
+                self.open.insert(key.clone(), occurrence_id);
+                let subject = self.subject(facts, detail);
+                let severity = if rule == TARGET_BREACH_RULE {
+                    alerting::Severity::Critical
+                } else {
+                    alerting::Severity::Warning
+                };
+                let event = alerting::EscalationRaised {
+                    dedup_key: key,
+                    occurrence_id: occurrence_id.to_string(),
+                    source: SOURCE.to_owned(),
+                    rule: rule.to_owned(),
+                    severity: severity as i32,
+                    summary: summary(&subject, "needs attention"),
+                    raised_at: Some(timestamp(self.ctx.now)),
+                    subject: Some(alerting::escalation_raised::Subject::Indicator(subject)),
+                };
+                self.outbox.push(OutboxMessage::protobuf(
+                    self.ctx.namespace,
+                    subjects::INGEST_ESCALATION_RAISED,
+                    format!("escalation/{occurrence_id}/raised"),
+                    &event,
+                    &self.ctx.trace,
+                ));
+            }
+            (None, Some(occurrence_id)) => {
+                self.open.remove(&key);
+                match self.opened.iter_mut().find(|e| e.occurrence_id == occurrence_id) {
+                    Some(opened_here) => opened_here.resolved = true,
+                    None => self.resolved_before.push(occurrence_id),
+                }
+                let subject = self.subject(facts, format!("{rule} no longer fires"));
+                let event = alerting::EscalationResolved {
+                    dedup_key: key,
+                    occurrence_id: occurrence_id.to_string(),
+                    source: SOURCE.to_owned(),
+                    rule: rule.to_owned(),
+                    summary: summary(&subject, "has recovered"),
+                    resolved_at: Some(timestamp(self.ctx.now)),
+                    subject: Some(alerting::escalation_resolved::Subject::Indicator(subject)),
+                };
+                self.outbox.push(OutboxMessage::protobuf(
+                    self.ctx.namespace,
+                    subjects::INGEST_ESCALATION_RESOLVED,
+                    format!("escalation/{occurrence_id}/resolved"),
+                    &event,
+                    &self.ctx.trace,
+                ));
+            }
+            // Still firing and already escalated, or quiet and nothing open: nothing to say.
+            _ => {}
+        }
+    }
+
+    fn subject(&self, facts: &Facts<'_>, detail: String) -> alerting::IndicatorBreach {
+        let observation = facts.observation;
+        let indicator = &observation.indicator;
+        alerting::IndicatorBreach {
+            indicator_code: indicator.code.clone(),
+            indicator_name: indicator.name.clone(),
+            locality_code: observation.locality_code.clone(),
+            locality_name: self.reference.locality_name(&observation.locality_code),
+            period: Some(observation.period.to_proto()),
+            period_label: observation.period.to_string(),
+            value: observation.value,
+            target: facts.target.map_or(0.0, |t| t.spec.value),
+            amber_tolerance: facts.target.map_or(0.0, |t| t.spec.amber_tolerance),
+            polarity: indicator.polarity as i32,
+            measure: indicator.measure as i32,
+            rag: facts.rag as i32,
+            partner_code: facts.partner.to_owned(),
+            owner_partner_code: indicator.owner_partner_code.clone(),
+            detail,
+            direction_vs_previous: facts.direction.0 as i32,
+            direction_vs_baseline: facts.direction.1 as i32,
+        }
+    }
 }
 
 fn describe(signal: &SpcSignal) -> String {
@@ -244,123 +441,6 @@ fn to_proto(direction: Option<Direction>) -> DirectionOfTravel {
         Some(Direction::NoChange) => DirectionOfTravel::NoChange,
         None => DirectionOfTravel::Unspecified,
     }
-}
-
-/// The facts an escalation about this value carries.
-struct Facts<'a> {
-    observation: &'a ValidObservation,
-    partner: &'a str,
-    target: Option<store::TargetInForce>,
-    rag: Rag,
-    direction: (DirectionOfTravel, DirectionOfTravel),
-}
-
-/// Raise the rule's escalation when it starts firing (`firing` says what fired); resolve it when it stops.
-async fn apply_rule(
-    conn: &mut PgConnection,
-    ctx: &Context<'_>,
-    facts: &Facts<'_>,
-    rule: &str,
-    firing: Option<String>,
-) -> Result<(), sqlx::Error> {
-    let observation = facts.observation;
-    let key = dedup_key(&observation.indicator.code, &observation.locality_code, rule);
-    let open = store::open_escalation(conn, &key).await?;
-    match (firing, open) {
-        (Some(detail), None) => {
-            let occurrence_id = Uuid::new_v4();
-            let period_label = observation.period.to_string();
-            store::open_new_escalation(
-                conn,
-                &store::NewEscalation {
-                    occurrence_id,
-                    dedup_key: &key,
-                    rule,
-                    indicator_code: &observation.indicator.code,
-                    locality_code: &observation.locality_code,
-                    period_label: &period_label,
-                    value: observation.value,
-                    target: facts.target.map_or(f64::NAN, |t| t.spec.value),
-                },
-            )
-            .await?;
-            let subject = indicator_subject(conn, facts, detail).await?;
-            let severity = if rule == TARGET_BREACH_RULE {
-                alerting::Severity::Critical
-            } else {
-                alerting::Severity::Warning
-            };
-            let event = alerting::EscalationRaised {
-                dedup_key: key,
-                occurrence_id: occurrence_id.to_string(),
-                source: SOURCE.to_owned(),
-                rule: rule.to_owned(),
-                severity: severity as i32,
-                summary: summary(&subject, "needs attention"),
-                raised_at: Some(timestamp(ctx.now)),
-                subject: Some(alerting::escalation_raised::Subject::Indicator(subject)),
-            };
-            let message = OutboxMessage::protobuf(
-                ctx.namespace,
-                subjects::INGEST_ESCALATION_RAISED,
-                format!("escalation/{occurrence_id}/raised"),
-                &event,
-                &ctx.trace,
-            );
-            outbox::enqueue(conn, &message).await
-        }
-        (None, Some(occurrence_id)) => {
-            store::resolve_escalation(conn, occurrence_id).await?;
-            let subject = indicator_subject(conn, facts, format!("{rule} no longer fires")).await?;
-            let event = alerting::EscalationResolved {
-                dedup_key: key,
-                occurrence_id: occurrence_id.to_string(),
-                source: SOURCE.to_owned(),
-                rule: rule.to_owned(),
-                summary: summary(&subject, "has recovered"),
-                resolved_at: Some(timestamp(ctx.now)),
-                subject: Some(alerting::escalation_resolved::Subject::Indicator(subject)),
-            };
-            let message = OutboxMessage::protobuf(
-                ctx.namespace,
-                subjects::INGEST_ESCALATION_RESOLVED,
-                format!("escalation/{occurrence_id}/resolved"),
-                &event,
-                &ctx.trace,
-            );
-            outbox::enqueue(conn, &message).await
-        }
-        // Still firing and already escalated, or quiet and nothing open: nothing to say.
-        _ => Ok(()),
-    }
-}
-
-async fn indicator_subject(
-    conn: &mut PgConnection,
-    facts: &Facts<'_>,
-    detail: String,
-) -> Result<alerting::IndicatorBreach, sqlx::Error> {
-    let observation = facts.observation;
-    let indicator = &observation.indicator;
-    Ok(alerting::IndicatorBreach {
-        indicator_code: indicator.code.clone(),
-        indicator_name: indicator.name.clone(),
-        locality_code: observation.locality_code.clone(),
-        locality_name: store::locality_name(conn, &observation.locality_code).await?,
-        period: Some(observation.period.to_proto()),
-        period_label: observation.period.to_string(),
-        value: observation.value,
-        target: facts.target.map_or(0.0, |t| t.spec.value),
-        amber_tolerance: facts.target.map_or(0.0, |t| t.spec.amber_tolerance),
-        polarity: indicator.polarity as i32,
-        measure: indicator.measure as i32,
-        rag: facts.rag as i32,
-        partner_code: facts.partner.to_owned(),
-        owner_partner_code: indicator.owner_partner_code.clone(),
-        detail,
-        direction_vs_previous: facts.direction.0 as i32,
-        direction_vs_baseline: facts.direction.1 as i32,
-    })
 }
 
 /// One line for people; the figures, formatted for the measure, travel in the structured fields.

@@ -1,5 +1,7 @@
 //! gRPC adapter: `trust.ingest.v1.IndicatorIngest`.
 
+use std::sync::Arc;
+
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
@@ -9,17 +11,23 @@ use trust_runtime::telemetry::TraceContext;
 
 use crate::catalogue::{self, CatalogueError};
 use crate::domain::Period;
+use crate::reference::ReferenceCache;
 use crate::store::{self, AuditEntry};
 use crate::submission::{self, Context, Received};
 
 pub struct IngestApi {
     pool: PgPool,
     namespace: Namespace,
+    reference: Arc<ReferenceCache>,
 }
 
 impl IngestApi {
-    pub fn new(pool: PgPool, namespace: Namespace) -> Self {
-        Self { pool, namespace }
+    pub fn new(pool: PgPool, namespace: Namespace, reference: Arc<ReferenceCache>) -> Self {
+        Self {
+            pool,
+            namespace,
+            reference,
+        }
     }
 }
 
@@ -68,6 +76,7 @@ impl pb::indicator_ingest_server::IndicatorIngest for IngestApi {
         }
         let ctx = Context {
             namespace: &self.namespace,
+            reference: &self.reference,
             trace,
             now: OffsetDateTime::now_utc(),
         };

@@ -8,11 +8,15 @@ pub mod domain;
 mod evaluate;
 mod grpc;
 mod receiver;
+mod reference;
 mod rollups;
+mod series_store;
 pub mod store;
 pub mod submission;
 
 pub use config::{DEFAULTS, IngestConfig};
+
+use std::sync::Arc;
 
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
@@ -38,13 +42,14 @@ pub async fn start(
 ) -> trust_runtime::Result<RunningService> {
     let mut platform = Platform::start(SERVICE, config.platform, &MIGRATIONS, shutdown).await?;
     let namespace = platform.namespace.clone();
+    let reference = Arc::new(reference::ReferenceCache::default());
     platform
         .add_consumer(
             SUBMISSIONS_CONSUMER,
-            receiver::SubmissionReceiver::new(namespace.clone()),
+            receiver::SubmissionReceiver::new(namespace.clone(), Arc::clone(&reference)),
         )
         .await?;
-    let api = grpc::IngestApi::new(platform.pool.clone(), namespace);
+    let api = grpc::IngestApi::new(platform.pool.clone(), namespace, reference);
     platform
         .serve(
             &[trust_proto::ingest::v1::indicator_ingest_server::SERVICE_NAME],

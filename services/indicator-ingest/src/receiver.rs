@@ -1,5 +1,7 @@
 //! Bus adapter: partners' `ObservationBatch`es from `ingest.submit.<partner>`.
 
+use std::sync::Arc;
+
 use prost::Message;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -7,15 +9,17 @@ use trust_proto::ingest::v1 as pb;
 use trust_runtime::bus::Namespace;
 use trust_runtime::{Delivery, HandlerError, MessageHandler};
 
+use crate::reference::ReferenceCache;
 use crate::submission::{self, Context, Received};
 
 pub struct SubmissionReceiver {
     namespace: Namespace,
+    reference: Arc<ReferenceCache>,
 }
 
 impl SubmissionReceiver {
-    pub fn new(namespace: Namespace) -> Self {
-        Self { namespace }
+    pub fn new(namespace: Namespace, reference: Arc<ReferenceCache>) -> Self {
+        Self { namespace, reference }
     }
 }
 
@@ -39,6 +43,7 @@ impl MessageHandler for SubmissionReceiver {
         };
         let ctx = Context {
             namespace: &self.namespace,
+            reference: &self.reference,
             trace: delivery.trace,
             now: OffsetDateTime::now_utc(),
         };

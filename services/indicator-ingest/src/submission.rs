@@ -14,17 +14,21 @@ use trust_runtime::outbox::{self, OutboxMessage};
 use trust_runtime::telemetry::TraceContext;
 use uuid::Uuid;
 
+use crate::domain::series::Change;
 use crate::domain::validation::{References, ValidObservation};
 use crate::domain::{self, Rejection};
-use crate::evaluate::{self, Source};
+use crate::evaluate::{self, SeriesBook, Source};
+use crate::reference::{Reference, ReferenceCache};
 use crate::rollups::{self, Touched};
-use crate::store::{self, Change};
+use crate::store;
 
 pub use crate::evaluate::{TARGET_BREACH_RULE, dedup_key};
 
 /// Where the submission came from and what it caused.
 pub struct Context<'a> {
     pub namespace: &'a Namespace,
+    /// The reference data this replica holds.
+    pub reference: &'a ReferenceCache,
     pub trace: TraceContext,
     pub now: OffsetDateTime,
 }
@@ -67,7 +71,8 @@ pub async fn process(
         }
     };
     let batch_id = batch.batch_id.clone();
-    if !store::partner_exists(conn, partner).await? {
+    let reference = ctx.reference.current(conn).await?;
+    if !reference.partner_exists(partner) {
         let rejection = Rejection::whole_message(
             "partner_code",
             format!("partner {partner:?} is not registered in the catalogue"),
@@ -114,7 +119,10 @@ pub async fn process(
         return Ok(receipt);
     }
 
-    let (valid, rejections) = validate_batch(conn, ctx, partner, &batch).await?;
+    let (valid, mut rejections) = validate_batch(&reference, ctx, partner, &batch);
+    let mut book = SeriesBook::load(conn, &valid).await?;
+    let valid = refuse_unexplained_corrections(&book, valid, &mut rejections);
+    rejections.sort_by_key(|r| r.position);
     let atomic = batch.mode != pb::SubmissionMode::Partial as i32;
     let mut receipt = pb::SubmissionReceipt {
         batch_id: batch_id.clone(),
@@ -127,25 +135,23 @@ pub async fn process(
     };
     let store_nothing = batch.dry_run || (atomic && !rejections.is_empty()) || valid.is_empty();
     let mut recorded = Vec::new();
+    let mut events = Vec::new();
     if store_nothing {
         if batch.dry_run {
             // A dry run reports what would have been stored.
             receipt.created = count(valid.len());
         }
     } else {
-        for observation in &valid {
-            let evaluated = evaluate::store_and_evaluate(
-                conn,
-                ctx,
-                Source {
-                    partner,
-                    batch_id: &batch_id,
-                    submitted_by: &batch.submitted_by,
-                },
-                observation,
-            )
-            .await?;
-            let change = evaluated.change;
+        let source = Source {
+            partner,
+            batch_id: &batch_id,
+            submitted_by: &batch.submitted_by,
+        };
+        let evaluated =
+            evaluate::store_and_evaluate(conn, ctx, &reference, source, &valid, &mut book, &mut events)
+                .await?;
+        let mut touched = Vec::new();
+        for (observation, evaluated) in valid.iter().zip(&evaluated) {
             if let Some(reason) = &evaluated.outlier {
                 receipt.flags.push(pb::RecordFlag {
                     position: observation.position,
@@ -153,60 +159,44 @@ pub async fn process(
                     reason: reason.clone(),
                 });
             }
-            match change {
+            match evaluated.change {
                 Change::Created => receipt.created += 1,
                 Change::Updated { .. } => receipt.updated += 1,
-                Change::Unchanged => receipt.unchanged += 1,
+                Change::Unchanged => continue,
             }
-            if change != Change::Unchanged {
-                recorded.push(pb::RecordedObservation {
-                    indicator_code: observation.indicator.code.clone(),
-                    locality_code: observation.locality_code.clone(),
-                    period: Some(observation.period.to_proto()),
-                    value: observation.value,
-                    rag: evaluated.rag as i32,
-                    revision: u32::try_from(evaluated.revision).unwrap_or(0),
-                    direction_vs_previous: evaluated.direction.0 as i32,
-                    direction_vs_baseline: evaluated.direction.1 as i32,
-                    spc_signals: evaluated.spc_rules.iter().map(|r| (*r).to_owned()).collect(),
-                    outlier: evaluated.outlier.is_some(),
-                });
-            }
+            touched.push(Touched {
+                indicator: &observation.indicator.code,
+                locality: &observation.locality_code,
+                period: observation.period,
+            });
+            recorded.push(pb::RecordedObservation {
+                indicator_code: observation.indicator.code.clone(),
+                locality_code: observation.locality_code.clone(),
+                period: Some(observation.period.to_proto()),
+                value: observation.value,
+                rag: evaluated.rag as i32,
+                revision: u32::try_from(evaluated.revision).unwrap_or(0),
+                direction_vs_previous: evaluated.direction.0 as i32,
+                direction_vs_baseline: evaluated.direction.1 as i32,
+                spc_signals: evaluated.spc_rules.iter().map(|r| (*r).to_owned()).collect(),
+                outlier: evaluated.outlier.is_some(),
+            });
         }
-    }
-    if !recorded.is_empty() {
-        let touched: Vec<Touched<'_>> = valid
-            .iter()
-            .filter(|o| {
-                recorded
-                    .iter()
-                    .any(|r| r.indicator_code == o.indicator.code && r.locality_code == o.locality_code)
-            })
-            .map(|o| Touched {
-                indicator: &o.indicator,
-                locality: &o.locality_code,
-                period: o.period,
-            })
-            .collect();
-        rollups::propagate(conn, &touched).await?;
+        receipt.unchanged = count(valid.len() - touched.len());
+        rollups::propagate(conn, &reference, &touched).await?;
     }
     receipt.outcome = outcome(&receipt, atomic, valid.len()) as i32;
-    finish(conn, ctx, receipt, &recorded).await
+    finish_with(conn, ctx, receipt, &recorded, events).await
 }
 
-async fn validate_batch(
-    conn: &mut PgConnection,
+/// Validate every record against the reference data: the catalogue, the information sharing protocol and
+/// locked periods. No database access: the reference data is held in memory.
+fn validate_batch(
+    reference: &Reference,
     ctx: &Context<'_>,
     partner: &str,
     batch: &pb::ObservationBatch,
-) -> Result<(Vec<ValidObservation>, Vec<Rejection>), sqlx::Error> {
-    let indicator_codes: Vec<String> = unique(batch.observations.iter().map(|o| &o.indicator_code));
-    let locality_codes: Vec<String> = unique(batch.observations.iter().map(|o| &o.locality_code));
-    let indicators = store::indicators(conn, &indicator_codes).await?;
-    let localities = store::known_localities(conn, &locality_codes).await?;
-    let permitted = store::permitted_indicators(conn, partner).await?;
-    let locks = store::period_locks(conn, &indicator_codes).await?;
-    let places = store::permitted_localities(conn, partner).await?;
+) -> (Vec<ValidObservation>, Vec<Rejection>) {
     let today = ctx.now.date();
     let mut valid = Vec::with_capacity(batch.observations.len());
     let mut rejections = Vec::new();
@@ -214,28 +204,13 @@ async fn validate_batch(
     for (position, record) in batch.observations.iter().enumerate() {
         let position = i32::try_from(position).unwrap_or(i32::MAX);
         let refs = References {
-            indicator: indicators.get(&record.indicator_code),
-            locality_known: localities.contains(&record.locality_code),
-            partner_may_submit: permitted.contains(&record.indicator_code),
+            indicator: reference.indicators.get(&record.indicator_code),
+            locality_known: reference.locality_known(&record.locality_code),
+            partner_may_submit: reference.may_submit(partner, &record.indicator_code),
         };
-        let checked = domain::validate_observation(position, partner, record, &refs, today);
-        let checked = match checked {
-            Ok(observation) if !places.is_empty() && !within(conn, &places, &observation).await? => {
-                Err(Rejection {
-                    position,
-                    field: "locality_code",
-                    reason: format!(
-                        "partner {partner:?} is not permitted to submit for locality {:?} under the information sharing protocol",
-                        observation.locality_code
-                    ),
-                })
-            }
-            Ok(observation) => match refuse_locked_or_unexplained(conn, &locks, observation).await? {
-                Ok(observation) => Ok(observation),
-                Err(rejection) => Err(rejection),
-            },
-            Err(rejection) => Err(rejection),
-        };
+        let checked = domain::validate_observation(position, partner, record, &refs, today)
+            .and_then(|observation| refuse_out_of_place(reference, partner, observation))
+            .and_then(|observation| refuse_locked(reference, observation));
         match checked {
             Ok(observation) => {
                 let key = (
@@ -259,30 +234,38 @@ async fn validate_batch(
             Err(rejection) => rejections.push(rejection),
         }
     }
-    Ok((valid, rejections))
+    (valid, rejections)
 }
 
-/// Whether the record's locality, or one above it when the period began, is among `places`.
-async fn within(
-    conn: &mut PgConnection,
-    places: &HashSet<String>,
-    observation: &ValidObservation,
-) -> Result<bool, sqlx::Error> {
-    let lineage = store::lineage(conn, &observation.locality_code, observation.period.starts_on()).await?;
-    Ok(lineage.iter().any(|l| places.contains(l)))
-}
-
-/// A value for an approved period is refused until the period is unlocked; a changed value for a period
-/// already reported is a correction and must say why.
-async fn refuse_locked_or_unexplained(
-    conn: &mut PgConnection,
-    locks: &std::collections::HashMap<(String, i32, i32), store::PeriodLock>,
+/// A partner limited to some localities submits only for them (or places within them when the period
+/// began).
+fn refuse_out_of_place(
+    reference: &Reference,
+    partner: &str,
     observation: ValidObservation,
-) -> Result<Result<ValidObservation, Rejection>, sqlx::Error> {
+) -> Result<ValidObservation, Rejection> {
+    if reference.may_submit_for(partner, &observation.locality_code, observation.period) {
+        return Ok(observation);
+    }
+    Err(Rejection {
+        position: observation.position,
+        field: "locality_code",
+        reason: format!(
+            "partner {partner:?} is not permitted to submit for locality {:?} under the information sharing protocol",
+            observation.locality_code
+        ),
+    })
+}
+
+/// A value for an approved period is refused until the period is unlocked.
+fn refuse_locked(
+    reference: &Reference,
+    observation: ValidObservation,
+) -> Result<ValidObservation, Rejection> {
     let period = observation.period;
-    let key = (observation.indicator.code.clone(), period.year(), period.number());
-    if let Some(lock) = locks.get(&key) {
-        return Ok(Err(Rejection {
+    match reference.lock(&observation.indicator.code, period) {
+        None => Ok(observation),
+        Some(lock) => Err(Rejection {
             position: observation.position,
             field: "period",
             reason: format!(
@@ -291,23 +274,39 @@ async fn refuse_locked_or_unexplained(
                 lock.locked_by,
                 lock.locked_at.date()
             ),
-        }));
+        }),
     }
-    if observation.correction_reason.is_empty()
-        && let Some((value, numerator, denominator)) = store::current_value(conn, &observation).await?
-        && (value, numerator, denominator)
-            != (observation.value, observation.numerator, observation.denominator)
-    {
-        return Ok(Err(Rejection {
-            position: observation.position,
-            field: "correction_reason",
-            reason: format!(
-                "{} for {} in {period} is already reported as {value}; a correction needs a reason",
-                observation.indicator.code, observation.locality_code
-            ),
-        }));
+}
+
+/// A changed value for a period already reported is a correction and must say why.
+fn refuse_unexplained_corrections(
+    book: &SeriesBook,
+    valid: Vec<ValidObservation>,
+    rejections: &mut Vec<Rejection>,
+) -> Vec<ValidObservation> {
+    let mut kept = Vec::with_capacity(valid.len());
+    for observation in valid {
+        let held = book
+            .current(&observation)
+            .filter(|_| observation.correction_reason.is_empty());
+        match held {
+            Some(held)
+                if (held.value, held.numerator, held.denominator)
+                    != (observation.value, observation.numerator, observation.denominator) =>
+            {
+                rejections.push(Rejection {
+                    position: observation.position,
+                    field: "correction_reason",
+                    reason: format!(
+                        "{} for {} in {} is already reported as {}; a correction needs a reason",
+                        observation.indicator.code, observation.locality_code, observation.period, held.value
+                    ),
+                });
+            }
+            _ => kept.push(observation),
+        }
     }
-    Ok(Ok(observation))
+    kept
 }
 
 fn outcome(receipt: &pb::SubmissionReceipt, atomic: bool, valid: usize) -> pb::SubmissionOutcome {
@@ -364,38 +363,48 @@ fn duplicate_receipt(
     }
 }
 
-/// Keep the receipt in the ledger (real submissions only) and publish it with the recorded observations.
+/// Keep the receipt in the ledger (real submissions only) and publish it.
 async fn finish(
     conn: &mut PgConnection,
     ctx: &Context<'_>,
     receipt: pb::SubmissionReceipt,
     recorded: &[pb::RecordedObservation],
 ) -> Result<pb::SubmissionReceipt, sqlx::Error> {
+    finish_with(conn, ctx, receipt, recorded, Vec::new()).await
+}
+
+/// Keep the receipt in the ledger (real submissions only) and publish it, the recorded observations and the
+/// submission's other `events`, all in one write to the outbox.
+async fn finish_with(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    receipt: pb::SubmissionReceipt,
+    recorded: &[pb::RecordedObservation],
+    mut events: Vec<OutboxMessage>,
+) -> Result<pb::SubmissionReceipt, sqlx::Error> {
     if !receipt.dry_run && !receipt.batch_id.is_empty() {
         store::record_submission(conn, &receipt).await?;
     }
-    publish_receipt(
-        conn,
+    events.push(receipt_message(
         ctx,
         &receipt,
         if receipt.dry_run { "dry-run" } else { "receipt" },
-    )
-    .await?;
+    ));
     if !recorded.is_empty() {
         let event = pb::ObservationsRecorded {
             batch_id: receipt.batch_id.clone(),
             partner_code: receipt.partner_code.clone(),
             observations: recorded.to_vec(),
         };
-        let message = OutboxMessage::protobuf(
+        events.push(OutboxMessage::protobuf(
             ctx.namespace,
             subjects::OBSERVATIONS_RECORDED,
             format!("observations/{}/{}", receipt.partner_code, receipt.batch_id),
             &event,
             &ctx.trace,
-        );
-        outbox::enqueue(conn, &message).await?;
+        ));
     }
+    outbox::enqueue_many(conn, &events).await?;
     Ok(receipt)
 }
 
@@ -405,13 +414,17 @@ async fn publish_receipt(
     receipt: &pb::SubmissionReceipt,
     kind: &str,
 ) -> Result<(), sqlx::Error> {
+    outbox::enqueue(conn, &receipt_message(ctx, receipt, kind)).await
+}
+
+fn receipt_message(ctx: &Context<'_>, receipt: &pb::SubmissionReceipt, kind: &str) -> OutboxMessage {
     // Receipts of repeats and dry runs are distinct messages: each answers a separate request.
     let unique = if kind == "receipt" {
         String::new()
     } else {
         format!("/{}", Uuid::new_v4())
     };
-    let message = OutboxMessage::protobuf(
+    OutboxMessage::protobuf(
         ctx.namespace,
         &subjects::receipt(&receipt.partner_code),
         format!(
@@ -420,13 +433,7 @@ async fn publish_receipt(
         ),
         receipt,
         &ctx.trace,
-    );
-    outbox::enqueue(conn, &message).await
-}
-
-fn unique<'a>(codes: impl Iterator<Item = &'a String>) -> Vec<String> {
-    let set: HashSet<&String> = codes.collect();
-    set.into_iter().cloned().collect()
+    )
 }
 
 fn count(n: usize) -> u32 {

@@ -7,7 +7,7 @@ mod relay;
 mod store;
 
 pub use relay::{ClaimedBatch, OutboxRelay, RelayError};
-pub use store::enqueue;
+pub use store::{enqueue, enqueue_many};
 
 use prost::{Message, Name};
 

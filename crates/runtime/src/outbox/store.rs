@@ -19,6 +19,33 @@ pub async fn enqueue(conn: &mut PgConnection, message: &OutboxMessage) -> Result
     Ok(())
 }
 
+/// Write many messages in one statement, as [`enqueue`] does one.
+pub async fn enqueue_many(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Result<(), sqlx::Error> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
+    let subjects: Vec<&str> = messages.iter().map(|m| m.subject.as_str()).collect();
+    let payloads: Vec<&[u8]> = messages.iter().map(|m| m.payload.as_slice()).collect();
+    let headers: Vec<String> = messages
+        .iter()
+        .map(|m| serde_json::to_string(&m.headers))
+        .collect::<Result<_, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO outbox_message (message_id, subject, payload, headers) \
+         SELECT i, s, p, h::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) AS m (i, s, p, h) \
+         ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&subjects)
+    .bind(&payloads)
+    .bind(&headers)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub(super) struct PendingRow {
     pub id: i64,
     pub message: OutboxMessage,

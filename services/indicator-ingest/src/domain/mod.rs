@@ -4,6 +4,7 @@
 pub mod evaluation;
 pub mod period;
 pub mod rollup;
+pub mod series;
 pub mod spc;
 pub mod trend;
 pub mod validation;
