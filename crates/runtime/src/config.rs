@@ -78,6 +78,11 @@ pub struct ConsumerSettings {
     pub retry_base_ms: u64,
     pub retry_max_secs: u64,
     pub batch_size: usize,
+    /// Messages (or groups) applied concurrently, each in its own transaction (at least 1).
+    pub workers: usize,
+    /// Messages already pulled that may be applied together in one transaction, and their total size.
+    pub group_max: usize,
+    pub group_max_bytes: usize,
 }
 
 impl ConsumerSettings {
@@ -183,6 +188,9 @@ mod tests {
             retry_base_ms: 100,
             retry_max_secs: 1,
             batch_size: 10,
+            workers: 1,
+            group_max: 1,
+            group_max_bytes: 1,
         };
         assert_eq!(consumer.retry_delay(1), Duration::from_millis(100));
         assert_eq!(consumer.retry_delay(3), Duration::from_millis(400));

@@ -8,7 +8,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, consumer::pull};
-use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use sqlx::{PgConnection, PgPool};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -77,6 +78,22 @@ pub trait MessageHandler: Send + Sync + 'static {
         conn: &'a mut PgConnection,
         delivery: &'a Delivery<'a>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+
+    /// Apply several messages, in order, in one transaction (see `consumer.group_max`). An error fails the
+    /// whole group: the consumer rolls it back and applies each message alone, so a handler may apply a
+    /// group set-wise. The default applies them one after another.
+    fn handle_group<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        deliveries: &'a [Delivery<'a>],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        async move {
+            for delivery in deliveries {
+                self.handle(&mut *conn, delivery).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A durable consumer's identity: its name, its stream and the subjects it takes.
@@ -148,7 +165,8 @@ impl<H: MessageHandler> IdempotentConsumer<H> {
         })
     }
 
-    /// Pull and process messages one at a time until `shutdown`; the message in hand is finished first.
+    /// Pull and process messages until `shutdown`, up to `workers` at once; messages in hand are finished
+    /// first.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let durable = self.spec.durable;
         while !shutdown.is_cancelled() {
@@ -170,15 +188,40 @@ impl<H: MessageHandler> IdempotentConsumer<H> {
                     }
                 }
             };
+            let workers = self.settings.workers.max(1);
+            let mut in_flight = FuturesUnordered::new();
             loop {
+                if in_flight.len() >= workers {
+                    in_flight.next().await;
+                    continue;
+                }
                 let next = tokio::select! {
                     biased;
                     () = shutdown.cancelled() => break,
+                    Some(()) = in_flight.next(), if !in_flight.is_empty() => continue,
                     next = messages.next() => next,
                 };
                 match next {
                     Some(Ok(message)) => {
-                        self.process(message).await;
+                        // Whatever else has already arrived joins it, up to the group's limits.
+                        let mut group = vec![message];
+                        let mut bytes = group[0].payload.len();
+                        while group.len() < self.settings.group_max.max(1)
+                            && bytes < self.settings.group_max_bytes
+                        {
+                            match messages.next().now_or_never() {
+                                Some(Some(Ok(more))) => {
+                                    bytes += more.payload.len();
+                                    group.push(more);
+                                }
+                                Some(Some(Err(err))) => {
+                                    tracing::warn!(consumer = durable, error = %err, "pull stream error");
+                                    break;
+                                }
+                                Some(None) | None => break,
+                            }
+                        }
+                        in_flight.push(self.process_group(group));
                     }
                     Some(Err(err)) => {
                         tracing::warn!(consumer = durable, error = %err, "pull stream error");
@@ -189,9 +232,92 @@ impl<H: MessageHandler> IdempotentConsumer<H> {
                     None => break,
                 }
             }
+            // Messages in hand are finished (applied and settled) before stopping or pulling again.
+            while in_flight.next().await.is_some() {}
         }
         tracing::info!(consumer = durable, "consumer stopped");
         Ok(())
+    }
+
+    /// Apply messages that arrived together in one transaction and settle each with JetStream; when the
+    /// group fails, each message is applied alone, so one bad message costs only itself.
+    pub async fn process_group(&self, group: Vec<jetstream::Message>) {
+        if group.len() > 1 {
+            match self.apply_group(&group).await {
+                Ok(outcomes) => {
+                    for (message, outcome) in group.iter().zip(&outcomes) {
+                        self.settle(message, outcome).await;
+                    }
+                    return;
+                }
+                Err(err) => {
+                    tracing::debug!(consumer = self.spec.durable, error = %err, size = group.len(), "group failed; applying its messages one by one");
+                }
+            }
+        }
+        for message in group {
+            self.process(message).await;
+        }
+    }
+
+    async fn apply_group(&self, group: &[jetstream::Message]) -> Result<Vec<Outcome>, HandlerError> {
+        let received: Vec<(MessageHeaders, String, i64)> = group
+            .iter()
+            .map(|message| {
+                let headers = MessageHeaders::from_nats(message.headers.as_ref());
+                let (sequence, delivered) = message
+                    .info()
+                    .map_or((0, 1), |info| (info.stream_sequence, info.delivered));
+                let id = headers
+                    .message_id()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("{}:{sequence}", self.stream_name));
+                (headers, id, delivered)
+            })
+            .collect();
+        let ids: Vec<&str> = received.iter().map(|(_, id, _)| id.as_str()).collect();
+        let mut tx = self.pool.begin().await?;
+        let first_time: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO processed_message (consumer, message_id) SELECT $1, id FROM unnest($2::text[]) AS id \
+             ON CONFLICT DO NOTHING RETURNING message_id",
+        )
+        .bind(self.spec.durable)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let first_time: std::collections::HashSet<&str> = first_time.iter().map(String::as_str).collect();
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut deliveries = Vec::with_capacity(group.len());
+        for (message, (headers, id, delivered)) in group.iter().zip(&received) {
+            // The first of two copies of one id in a group is the one applied.
+            if first_time.contains(id.as_str())
+                && !deliveries.iter().any(|d: &Delivery<'_>| d.message_id == id)
+            {
+                outcomes.push(Outcome::Applied);
+                deliveries.push(Delivery {
+                    subject: self.namespace.strip(message.subject.as_str()),
+                    payload: &message.payload,
+                    headers,
+                    message_id: id,
+                    trace: headers.trace(),
+                    delivered: *delivered,
+                });
+            } else {
+                outcomes.push(Outcome::AlreadyProcessed);
+            }
+        }
+        let span = tracing::info_span!("consume_group", consumer = self.spec.durable, size = group.len());
+        self.handler
+            .handle_group(&mut tx, &deliveries)
+            .instrument(span)
+            .await?;
+        tx.commit().await?;
+        let applied = outcomes.iter().filter(|o| **o == Outcome::Applied).count() as u64;
+        metrics::counter!("consumer_messages_total", "consumer" => self.spec.durable, "outcome" => "applied")
+            .increment(applied);
+        metrics::counter!("consumer_messages_total", "consumer" => self.spec.durable, "outcome" => "duplicate")
+            .increment(outcomes.len() as u64 - applied);
+        Ok(outcomes)
     }
 
     /// Apply one message and settle it with JetStream.

@@ -14,6 +14,7 @@ use trust_proto::ingest::v1 as pb;
 use trust_runtime::bus::subjects;
 use trust_runtime::grpc::timestamp;
 use trust_runtime::outbox::OutboxMessage;
+use trust_runtime::telemetry::TraceContext;
 use uuid::Uuid;
 
 use crate::domain::series::{Change, Offered, Series, SeriesKey, StoredPoint};
@@ -52,9 +53,9 @@ pub struct SeriesBook {
 }
 
 impl SeriesBook {
-    pub async fn load(
+    pub async fn load<'o>(
         conn: &mut PgConnection,
-        observations: &[ValidObservation],
+        observations: impl IntoIterator<Item = &'o ValidObservation>,
     ) -> Result<Self, sqlx::Error> {
         let mut periods: HashMap<SeriesKey, Vec<(i32, i32)>> = HashMap::new();
         for observation in observations {
@@ -115,19 +116,20 @@ pub struct Evaluated {
 /// Who submitted the values.
 #[derive(Clone, Copy)]
 pub struct Source<'a> {
+    /// The trace of the submission, which the events a value causes belong to.
+    pub trace: TraceContext,
     pub partner: &'a str,
     pub batch_id: &'a str,
     pub submitted_by: &'a str,
 }
 
-/// Store and evaluate `observations` (valid, at most one per series and period), in order. Events go into
-/// `outbox` for the caller to enqueue with the receipt.
+/// Store and evaluate `observations` (valid, at most one per series and period, each with who submitted
+/// it), in order. Events go into `outbox` for the caller to enqueue with the receipts.
 pub async fn store_and_evaluate(
     conn: &mut PgConnection,
     ctx: &Context<'_>,
     reference: &Reference,
-    source: Source<'_>,
-    observations: &[ValidObservation],
+    observations: &[(Source<'_>, &ValidObservation)],
     book: &mut SeriesBook,
     outbox: &mut Vec<OutboxMessage>,
 ) -> Result<Vec<Evaluated>, sqlx::Error> {
@@ -142,7 +144,7 @@ pub async fn store_and_evaluate(
         resolved_before: Vec::new(),
         outbox,
     };
-    for observation in observations {
+    for &(source, observation) in observations {
         let indicator = &observation.indicator;
         let locality = observation.locality_code.as_str();
         let target = reference.target_for(&indicator.code, locality, observation.period);
@@ -189,6 +191,11 @@ pub async fn store_and_evaluate(
             .map(|s| format!("outlier against its own history: {}", describe(s)));
         if recorded.change != Change::Unchanged {
             writes.push(ObservationWrite {
+                author: Author {
+                    partner: source.partner,
+                    batch_id: source.batch_id,
+                    submitted_by: source.submitted_by,
+                },
                 indicator: &indicator.code,
                 locality,
                 period_type: observation.period.kind().as_str(),
@@ -204,6 +211,7 @@ pub async fn store_and_evaluate(
             });
             let facts = Facts {
                 observation,
+                trace: source.trace,
                 partner: source.partner,
                 target,
                 rag,
@@ -239,12 +247,7 @@ pub async fn store_and_evaluate(
             outlier,
         });
     }
-    let author = Author {
-        partner: source.partner,
-        batch_id: source.batch_id,
-        submitted_by: source.submitted_by,
-    };
-    series_store::write_observations(conn, author, &writes).await?;
+    series_store::write_observations(conn, &writes).await?;
     let mut states: Vec<_> = book
         .series
         .iter()
@@ -259,6 +262,7 @@ pub async fn store_and_evaluate(
 /// The facts an event about a value carries.
 struct Facts<'a> {
     observation: &'a ValidObservation,
+    trace: TraceContext,
     partner: &'a str,
     target: Option<TargetInForce>,
     rag: Rag,
@@ -301,7 +305,7 @@ impl Escalations<'_> {
             subjects::STATUS_CHANGED,
             message_id,
             &event,
-            &self.ctx.trace,
+            &facts.trace,
         ));
     }
 
@@ -346,7 +350,7 @@ impl Escalations<'_> {
                     subjects::INGEST_ESCALATION_RAISED,
                     format!("escalation/{occurrence_id}/raised"),
                     &event,
-                    &self.ctx.trace,
+                    &facts.trace,
                 ));
             }
             (None, Some(occurrence_id)) => {
@@ -370,7 +374,7 @@ impl Escalations<'_> {
                     subjects::INGEST_ESCALATION_RESOLVED,
                     format!("escalation/{occurrence_id}/resolved"),
                     &event,
-                    &self.ctx.trace,
+                    &facts.trace,
                 ));
             }
             // Still firing and already escalated, or quiet and nothing open: nothing to say.

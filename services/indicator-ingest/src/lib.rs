@@ -7,6 +7,7 @@ mod config;
 pub mod domain;
 mod evaluate;
 mod grpc;
+mod ledger;
 mod receiver;
 mod reference;
 mod rollups;

@@ -10,7 +10,7 @@ use trust_runtime::bus::Namespace;
 use trust_runtime::{Delivery, HandlerError, MessageHandler};
 
 use crate::reference::ReferenceCache;
-use crate::submission::{self, Context, Received};
+use crate::submission::{self, Context, Received, Submission};
 
 pub struct SubmissionReceiver {
     namespace: Namespace,
@@ -23,10 +23,10 @@ impl SubmissionReceiver {
     }
 }
 
-impl MessageHandler for SubmissionReceiver {
-    async fn handle(&self, conn: &mut PgConnection, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
-        // The subject, not the payload, says who submitted: NATS permissions let each partner publish
-        // only to its own subject.
+impl SubmissionReceiver {
+    /// The subject, not the payload, says who submitted: NATS permissions let each partner publish only to
+    /// its own subject.
+    fn submission<'a>(delivery: &'a Delivery<'a>) -> Result<Submission<'a>, HandlerError> {
         let partner = delivery
             .subject
             .strip_prefix("ingest.submit.")
@@ -41,22 +41,53 @@ impl MessageHandler for SubmissionReceiver {
                 error: err.to_string(),
             },
         };
+        Ok(Submission {
+            partner,
+            received,
+            trace: delivery.trace,
+        })
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, deliveries: &[Delivery<'_>]) -> Result<(), HandlerError> {
+        let Some(first) = deliveries.first() else {
+            return Ok(());
+        };
+        let submissions = deliveries
+            .iter()
+            .map(Self::submission)
+            .collect::<Result<Vec<_>, _>>()?;
         let ctx = Context {
             namespace: &self.namespace,
             reference: &self.reference,
-            trace: delivery.trace,
+            trace: first.trace,
             now: OffsetDateTime::now_utc(),
         };
-        let receipt = submission::process(conn, &ctx, partner, received).await?;
-        tracing::info!(
-            partner,
-            batch_id = %receipt.batch_id,
-            outcome = ?pb::SubmissionOutcome::try_from(receipt.outcome).unwrap_or(pb::SubmissionOutcome::Unspecified),
-            created = receipt.created,
-            updated = receipt.updated,
-            rejected = receipt.rejected,
-            "submission processed"
-        );
+        let receipts = submission::process_group(conn, &ctx, submissions).await?;
+        for receipt in &receipts {
+            tracing::info!(
+                partner = %receipt.partner_code,
+                batch_id = %receipt.batch_id,
+                outcome = ?pb::SubmissionOutcome::try_from(receipt.outcome).unwrap_or(pb::SubmissionOutcome::Unspecified),
+                created = receipt.created,
+                updated = receipt.updated,
+                rejected = receipt.rejected,
+                "submission processed"
+            );
+        }
         Ok(())
+    }
+}
+
+impl MessageHandler for SubmissionReceiver {
+    async fn handle(&self, conn: &mut PgConnection, delivery: &Delivery<'_>) -> Result<(), HandlerError> {
+        self.apply(conn, std::slice::from_ref(delivery)).await
+    }
+
+    async fn handle_group(
+        &self,
+        conn: &mut PgConnection,
+        deliveries: &[Delivery<'_>],
+    ) -> Result<(), HandlerError> {
+        self.apply(conn, deliveries).await
     }
 }

@@ -132,6 +132,7 @@ pub async fn open_escalations(
 /// A value to store as the current one for its period, with the revision it becomes.
 #[derive(Debug, Clone)]
 pub struct ObservationWrite<'a> {
+    pub author: Author<'a>,
     pub indicator: &'a str,
     pub locality: &'a str,
     pub period_type: &'static str,
@@ -146,7 +147,7 @@ pub struct ObservationWrite<'a> {
     pub outlier: bool,
 }
 
-/// Who a batch of writes came from.
+/// Who submitted a value.
 #[derive(Debug, Clone, Copy)]
 pub struct Author<'a> {
     pub partner: &'a str,
@@ -157,7 +158,6 @@ pub struct Author<'a> {
 /// Store the values as current (inserting or replacing) and append each as a revision.
 pub async fn write_observations(
     conn: &mut PgConnection,
-    author: Author<'_>,
     writes: &[ObservationWrite<'_>],
 ) -> Result<(), sqlx::Error> {
     if writes.is_empty() {
@@ -176,12 +176,16 @@ pub async fn write_observations(
     let rags: Vec<i32> = writes.iter().map(|w| w.rag as i32).collect();
     let revisions: Vec<i32> = writes.iter().map(|w| w.revision).collect();
     let outliers: Vec<bool> = writes.iter().map(|w| w.outlier).collect();
+    let partners: Vec<&str> = writes.iter().map(|w| w.author.partner).collect();
+    let batches: Vec<&str> = writes.iter().map(|w| w.author.batch_id).collect();
+    let authors: Vec<&str> = writes.iter().map(|w| w.author.submitted_by).collect();
     sqlx::query(
         "INSERT INTO observation (indicator_code, locality_code, period_type, period_year, period_number, \
          value, numerator, denominator, note, rag, revision, outlier, partner_code, batch_id) \
-         SELECT i, l, t, y, n, v, nu, de, note, rag, rev, outlier, $13, $14 FROM unnest($1::text[], \
+         SELECT i, l, t, y, n, v, nu, de, note, rag, rev, outlier, p, b FROM unnest($1::text[], \
          $2::text[], $3::text[], $4::int4[], $5::int4[], $6::float8[], $7::float8[], $8::float8[], \
-         $9::text[], $10::int4[], $11::int4[], $12::bool[]) AS w (i, l, t, y, n, v, nu, de, note, rag, rev, outlier) \
+         $9::text[], $10::int4[], $11::int4[], $12::bool[], $13::text[], $14::text[]) \
+         AS w (i, l, t, y, n, v, nu, de, note, rag, rev, outlier, p, b) \
          ON CONFLICT (indicator_code, locality_code, period_type, period_year, period_number) DO UPDATE SET \
          value = EXCLUDED.value, numerator = EXCLUDED.numerator, denominator = EXCLUDED.denominator, \
          note = EXCLUDED.note, rag = EXCLUDED.rag, revision = EXCLUDED.revision, outlier = EXCLUDED.outlier, \
@@ -199,17 +203,18 @@ pub async fn write_observations(
     .bind(&rags)
     .bind(&revisions)
     .bind(&outliers)
-    .bind(author.partner)
-    .bind(author.batch_id)
+    .bind(&partners)
+    .bind(&batches)
     .execute(&mut *conn)
     .await?;
     sqlx::query(
         "INSERT INTO observation_revision (indicator_code, locality_code, period_type, period_year, \
          period_number, revision, value, numerator, denominator, note, correction_reason, partner_code, \
          batch_id, submitted_by) \
-         SELECT i, l, t, y, n, rev, v, nu, de, note, reason, $12, $13, $14 FROM unnest($1::text[], \
+         SELECT i, l, t, y, n, rev, v, nu, de, note, reason, p, b, a FROM unnest($1::text[], \
          $2::text[], $3::text[], $4::int4[], $5::int4[], $6::int4[], $7::float8[], $8::float8[], \
-         $9::float8[], $10::text[], $11::text[]) AS w (i, l, t, y, n, rev, v, nu, de, note, reason)",
+         $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[]) \
+         AS w (i, l, t, y, n, rev, v, nu, de, note, reason, p, b, a)",
     )
     .bind(&indicators)
     .bind(&localities)
@@ -222,9 +227,9 @@ pub async fn write_observations(
     .bind(&denominators)
     .bind(&notes)
     .bind(&reasons)
-    .bind(author.partner)
-    .bind(author.batch_id)
-    .bind(author.submitted_by)
+    .bind(&partners)
+    .bind(&batches)
+    .bind(&authors)
     .execute(conn)
     .await?;
     Ok(())

@@ -18,9 +18,9 @@ use crate::domain::series::Change;
 use crate::domain::validation::{References, ValidObservation};
 use crate::domain::{self, Rejection};
 use crate::evaluate::{self, SeriesBook, Source};
+use crate::ledger;
 use crate::reference::{Reference, ReferenceCache};
 use crate::rollups::{self, Touched};
-use crate::store;
 
 pub use crate::evaluate::{TARGET_BREACH_RULE, dedup_key};
 
@@ -47,6 +47,14 @@ pub fn valid_partner_code(code: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// One submission as received, from a partner.
+pub struct Submission<'a> {
+    pub partner: &'a str,
+    pub received: Received,
+    /// The trace the submission's events belong to.
+    pub trace: TraceContext,
+}
+
 /// Process one submission inside the caller's transaction and return its receipt (also published).
 pub async fn process(
     conn: &mut PgConnection,
@@ -54,104 +62,172 @@ pub async fn process(
     partner: &str,
     received: Received,
 ) -> Result<pb::SubmissionReceipt, sqlx::Error> {
-    let batch = match received {
-        Received::Batch(batch) => batch,
-        Received::Undecodable { message_id, error } => {
-            let receipt = whole_rejection(
-                ctx,
-                partner,
-                &message_id,
-                false,
-                Rejection::whole_message(
-                    "message",
-                    format!("not a trust.ingest.v1.ObservationBatch: {error}"),
-                ),
-            );
-            return finish(conn, ctx, receipt, &[]).await;
-        }
+    let submission = Submission {
+        partner,
+        received,
+        trace: ctx.trace,
     };
-    let batch_id = batch.batch_id.clone();
-    let reference = ctx.reference.current(conn).await?;
-    if !reference.partner_exists(partner) {
-        let rejection = Rejection::whole_message(
-            "partner_code",
-            format!("partner {partner:?} is not registered in the catalogue"),
-        );
-        return finish(
-            conn,
-            ctx,
-            whole_rejection(ctx, partner, &batch_id, batch.dry_run, rejection),
-            &[],
-        )
-        .await;
-    }
-    if !batch.partner_code.is_empty() && batch.partner_code != partner {
-        let rejection = Rejection::whole_message(
-            "partner_code",
-            format!(
-                "batch names partner {:?} but was submitted by {partner:?}; a partner submits only its own data",
-                batch.partner_code
-            ),
-        );
-        return finish(
-            conn,
-            ctx,
-            whole_rejection(ctx, partner, &batch_id, batch.dry_run, rejection),
-            &[],
-        )
-        .await;
-    }
-    if batch_id.trim().is_empty() {
-        let rejection = Rejection::whole_message("batch_id", "a batch_id (idempotency key) is required");
-        return finish(
-            conn,
-            ctx,
-            whole_rejection(ctx, partner, &batch_id, batch.dry_run, rejection),
-            &[],
-        )
-        .await;
-    }
-    if !batch.dry_run
-        && let Some(original) = store::find_receipt(conn, partner, &batch_id).await?
-    {
-        let receipt = duplicate_receipt(ctx, &original, batch.observations.len());
-        publish_receipt(conn, ctx, &receipt, "duplicate").await?;
-        return Ok(receipt);
-    }
+    let mut receipts = process_group(conn, ctx, vec![submission]).await?;
+    receipts
+        .pop()
+        .ok_or_else(|| sqlx::Error::Protocol("a submission produced no receipt".to_owned()))
+}
 
-    let (valid, mut rejections) = validate_batch(&reference, ctx, partner, &batch);
-    let mut book = SeriesBook::load(conn, &valid).await?;
-    let valid = refuse_unexplained_corrections(&book, valid, &mut rejections);
-    rejections.sort_by_key(|r| r.position);
-    let atomic = batch.mode != pb::SubmissionMode::Partial as i32;
-    let mut receipt = pb::SubmissionReceipt {
-        batch_id: batch_id.clone(),
-        partner_code: partner.to_owned(),
-        dry_run: batch.dry_run,
-        rejected: count(rejections.len()),
-        rejections: rejections.iter().map(Rejection::to_proto).collect(),
-        received_at: Some(timestamp(ctx.now)),
-        ..Default::default()
-    };
-    let store_nothing = batch.dry_run || (atomic && !rejections.is_empty()) || valid.is_empty();
-    let mut recorded = Vec::new();
-    let mut events = Vec::new();
-    if store_nothing {
-        if batch.dry_run {
-            // A dry run reports what would have been stored.
-            receipt.created = count(valid.len());
-        }
-    } else {
-        let source = Source {
-            partner,
-            batch_id: &batch_id,
-            submitted_by: &batch.submitted_by,
+/// Process submissions that arrived together inside the caller's transaction, with the same result as
+/// processing them one after another: they are validated, stored and evaluated together, except that a
+/// submission repeating a batch id or a value (indicator, locality and period) of an earlier one in the
+/// group waits for that one. Returns a receipt per submission, in order.
+pub async fn process_group(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    submissions: Vec<Submission<'_>>,
+) -> Result<Vec<pb::SubmissionReceipt>, sqlx::Error> {
+    let reference = ctx.reference.current(conn).await?;
+    let mut receipts = Vec::with_capacity(submissions.len());
+    let mut run: Vec<Submission<'_>> = Vec::new();
+    let mut batches: HashSet<(String, String)> = HashSet::new();
+    let mut values: HashSet<ValueKey> = HashSet::new();
+    for submission in submissions {
+        let (batch_key, value_keys) = match &submission.received {
+            Received::Batch(batch) => (
+                Some((submission.partner.to_owned(), batch.batch_id.clone())),
+                batch.observations.iter().map(value_key).collect(),
+            ),
+            Received::Undecodable { .. } => (None, Vec::new()),
         };
-        let evaluated =
-            evaluate::store_and_evaluate(conn, ctx, &reference, source, &valid, &mut book, &mut events)
-                .await?;
-        let mut touched = Vec::new();
-        for (observation, evaluated) in valid.iter().zip(&evaluated) {
+        let clashes = batch_key.as_ref().is_some_and(|k| batches.contains(k))
+            || value_keys.iter().any(|k| values.contains(k));
+        if clashes {
+            receipts.extend(process_run(conn, ctx, &reference, std::mem::take(&mut run)).await?);
+            batches.clear();
+            values.clear();
+        }
+        batches.extend(batch_key);
+        values.extend(value_keys);
+        run.push(submission);
+    }
+    receipts.extend(process_run(conn, ctx, &reference, run).await?);
+    Ok(receipts)
+}
+
+/// What makes two submitted values the same value: indicator, locality and period.
+type ValueKey = (String, String, Option<(i32, i32, i32)>);
+
+fn value_key(o: &pb::Observation) -> ValueKey {
+    (
+        o.indicator_code.clone(),
+        o.locality_code.clone(),
+        o.period.map(|p| (p.r#type, p.year, p.number)),
+    )
+}
+
+/// A submission of a run, once its whole-message checks are done.
+struct Pending<'a> {
+    index: usize,
+    partner: &'a str,
+    trace: TraceContext,
+    batch: pb::ObservationBatch,
+    valid: Vec<ValidObservation>,
+    rejections: Vec<Rejection>,
+}
+
+/// Process submissions with no batch id and no value in common.
+async fn process_run(
+    conn: &mut PgConnection,
+    ctx: &Context<'_>,
+    reference: &Reference,
+    run: Vec<Submission<'_>>,
+) -> Result<Vec<pb::SubmissionReceipt>, sqlx::Error> {
+    let mut receipts: Vec<Option<pb::SubmissionReceipt>> = vec![None; run.len()];
+    let mut events = Vec::new();
+    let mut pending = Vec::new();
+    let mut traces = Vec::with_capacity(run.len());
+    for (index, submission) in run.into_iter().enumerate() {
+        let Submission {
+            partner,
+            received,
+            trace,
+        } = submission;
+        traces.push(trace);
+        match whole_message_checks(ctx, reference, partner, received) {
+            Ok(batch) => pending.push(Pending {
+                index,
+                partner,
+                trace,
+                batch,
+                valid: Vec::new(),
+                rejections: Vec::new(),
+            }),
+            Err(receipt) => receipts[index] = Some(receipt),
+        }
+    }
+    // A batch id already in the ledger is a repeat: nothing is stored and the receipt says so.
+    let keys: Vec<(&str, &str)> = pending
+        .iter()
+        .filter(|p| !p.batch.dry_run)
+        .map(|p| (p.partner, p.batch.batch_id.as_str()))
+        .collect();
+    let originals = ledger::find(conn, &keys).await?;
+    pending.retain(|p| {
+        let original = originals.get(&(p.partner.to_owned(), p.batch.batch_id.clone()));
+        match original.filter(|_| !p.batch.dry_run) {
+            Some(original) => {
+                let receipt = duplicate_receipt(ctx, original, p.batch.observations.len());
+                events.push(receipt_message(ctx, &receipt, "duplicate", &p.trace));
+                receipts[p.index] = Some(receipt);
+                false
+            }
+            None => true,
+        }
+    });
+    for p in &mut pending {
+        let (valid, rejections) = validate_batch(reference, ctx, p.partner, &p.batch);
+        p.valid = valid;
+        p.rejections = rejections;
+    }
+    let mut book = SeriesBook::load(conn, pending.iter().flat_map(|p| &p.valid)).await?;
+    // Which submissions store their values, and the receipt each starts from.
+    let mut to_store: Vec<(Source<'_>, &ValidObservation)> = Vec::new();
+    let mut drafts = Vec::with_capacity(pending.len());
+    for p in &mut pending {
+        let valid = std::mem::take(&mut p.valid);
+        p.valid = refuse_unexplained_corrections(&book, valid, &mut p.rejections);
+        p.rejections.sort_by_key(|r| r.position);
+        let atomic = p.batch.mode != pb::SubmissionMode::Partial as i32;
+        let receipt = pb::SubmissionReceipt {
+            batch_id: p.batch.batch_id.clone(),
+            partner_code: p.partner.to_owned(),
+            dry_run: p.batch.dry_run,
+            rejected: count(p.rejections.len()),
+            rejections: p.rejections.iter().map(Rejection::to_proto).collect(),
+            received_at: Some(timestamp(ctx.now)),
+            // A dry run reports what would have been stored.
+            created: if p.batch.dry_run { count(p.valid.len()) } else { 0 },
+            ..Default::default()
+        };
+        let stores = !p.batch.dry_run && !(atomic && !p.rejections.is_empty()) && !p.valid.is_empty();
+        drafts.push((receipt, atomic, stores, Vec::new()));
+    }
+    for (p, (_, _, stores, _)) in pending.iter().zip(&drafts) {
+        if *stores {
+            let source = Source {
+                trace: p.trace,
+                partner: p.partner,
+                batch_id: &p.batch.batch_id,
+                submitted_by: &p.batch.submitted_by,
+            };
+            to_store.extend(p.valid.iter().map(|o| (source, o)));
+        }
+    }
+    let evaluated =
+        evaluate::store_and_evaluate(conn, ctx, reference, &to_store, &mut book, &mut events).await?;
+    let mut evaluated = evaluated.into_iter();
+    let mut touched = Vec::new();
+    for (p, (receipt, _, stores, recorded)) in pending.iter().zip(&mut drafts) {
+        if !*stores {
+            continue;
+        }
+        for (observation, evaluated) in p.valid.iter().zip(evaluated.by_ref()) {
             if let Some(reason) = &evaluated.outlier {
                 receipt.flags.push(pb::RecordFlag {
                     position: observation.position,
@@ -162,7 +238,10 @@ pub async fn process(
             match evaluated.change {
                 Change::Created => receipt.created += 1,
                 Change::Updated { .. } => receipt.updated += 1,
-                Change::Unchanged => continue,
+                Change::Unchanged => {
+                    receipt.unchanged += 1;
+                    continue;
+                }
             }
             touched.push(Touched {
                 indicator: &observation.indicator.code,
@@ -182,11 +261,92 @@ pub async fn process(
                 outlier: evaluated.outlier.is_some(),
             });
         }
-        receipt.unchanged = count(valid.len() - touched.len());
-        rollups::propagate(conn, &reference, &touched).await?;
     }
-    receipt.outcome = outcome(&receipt, atomic, valid.len()) as i32;
-    finish_with(conn, ctx, receipt, &recorded, events).await
+    rollups::propagate(conn, reference, &touched).await?;
+    for (p, (mut receipt, atomic, _, recorded)) in pending.iter().zip(drafts) {
+        receipt.outcome = outcome(&receipt, atomic, p.valid.len()) as i32;
+        if !recorded.is_empty() {
+            events.push(recorded_message(ctx, &receipt, recorded, &p.trace));
+        }
+        receipts[p.index] = Some(receipt);
+    }
+    let receipts: Vec<(pb::SubmissionReceipt, TraceContext)> = receipts
+        .into_iter()
+        .zip(traces)
+        .filter_map(|(receipt, trace)| receipt.map(|r| (r, trace)))
+        .collect();
+    let kept: Vec<&pb::SubmissionReceipt> = receipts
+        .iter()
+        .map(|(r, _)| r)
+        .filter(|r| {
+            !r.dry_run && !r.batch_id.is_empty() && r.outcome != pb::SubmissionOutcome::Duplicate as i32
+        })
+        .collect();
+    ledger::record(conn, &kept).await?;
+    for (receipt, trace) in &receipts {
+        if receipt.outcome != pb::SubmissionOutcome::Duplicate as i32 {
+            let kind = if receipt.dry_run { "dry-run" } else { "receipt" };
+            events.push(receipt_message(ctx, receipt, kind, trace));
+        }
+    }
+    outbox::enqueue_many(conn, &events).await?;
+    Ok(receipts.into_iter().map(|(r, _)| r).collect())
+}
+
+/// Checks on the message as a whole: it decodes, its partner is registered and is the one submitting, and
+/// it has a batch id. The batch, or the receipt refusing it.
+fn whole_message_checks(
+    ctx: &Context<'_>,
+    reference: &Reference,
+    partner: &str,
+    received: Received,
+) -> Result<pb::ObservationBatch, pb::SubmissionReceipt> {
+    let batch = match received {
+        Received::Batch(batch) => batch,
+        Received::Undecodable { message_id, error } => {
+            return Err(whole_rejection(
+                ctx,
+                partner,
+                &message_id,
+                false,
+                Rejection::whole_message(
+                    "message",
+                    format!("not a trust.ingest.v1.ObservationBatch: {error}"),
+                ),
+            ));
+        }
+    };
+    let refuse = |rejection| {
+        Err(whole_rejection(
+            ctx,
+            partner,
+            &batch.batch_id,
+            batch.dry_run,
+            rejection,
+        ))
+    };
+    if !reference.partner_exists(partner) {
+        return refuse(Rejection::whole_message(
+            "partner_code",
+            format!("partner {partner:?} is not registered in the catalogue"),
+        ));
+    }
+    if !batch.partner_code.is_empty() && batch.partner_code != partner {
+        return refuse(Rejection::whole_message(
+            "partner_code",
+            format!(
+                "batch names partner {:?} but was submitted by {partner:?}; a partner submits only its own data",
+                batch.partner_code
+            ),
+        ));
+    }
+    if batch.batch_id.trim().is_empty() {
+        return refuse(Rejection::whole_message(
+            "batch_id",
+            "a batch_id (idempotency key) is required",
+        ));
+    }
+    Ok(batch)
 }
 
 /// Validate every record against the reference data: the catalogue, the information sharing protocol and
@@ -363,61 +523,32 @@ fn duplicate_receipt(
     }
 }
 
-/// Keep the receipt in the ledger (real submissions only) and publish it.
-async fn finish(
-    conn: &mut PgConnection,
+fn recorded_message(
     ctx: &Context<'_>,
-    receipt: pb::SubmissionReceipt,
-    recorded: &[pb::RecordedObservation],
-) -> Result<pb::SubmissionReceipt, sqlx::Error> {
-    finish_with(conn, ctx, receipt, recorded, Vec::new()).await
+    receipt: &pb::SubmissionReceipt,
+    observations: Vec<pb::RecordedObservation>,
+    trace: &TraceContext,
+) -> OutboxMessage {
+    let event = pb::ObservationsRecorded {
+        batch_id: receipt.batch_id.clone(),
+        partner_code: receipt.partner_code.clone(),
+        observations,
+    };
+    OutboxMessage::protobuf(
+        ctx.namespace,
+        subjects::OBSERVATIONS_RECORDED,
+        format!("observations/{}/{}", receipt.partner_code, receipt.batch_id),
+        &event,
+        trace,
+    )
 }
 
-/// Keep the receipt in the ledger (real submissions only) and publish it, the recorded observations and the
-/// submission's other `events`, all in one write to the outbox.
-async fn finish_with(
-    conn: &mut PgConnection,
-    ctx: &Context<'_>,
-    receipt: pb::SubmissionReceipt,
-    recorded: &[pb::RecordedObservation],
-    mut events: Vec<OutboxMessage>,
-) -> Result<pb::SubmissionReceipt, sqlx::Error> {
-    if !receipt.dry_run && !receipt.batch_id.is_empty() {
-        store::record_submission(conn, &receipt).await?;
-    }
-    events.push(receipt_message(
-        ctx,
-        &receipt,
-        if receipt.dry_run { "dry-run" } else { "receipt" },
-    ));
-    if !recorded.is_empty() {
-        let event = pb::ObservationsRecorded {
-            batch_id: receipt.batch_id.clone(),
-            partner_code: receipt.partner_code.clone(),
-            observations: recorded.to_vec(),
-        };
-        events.push(OutboxMessage::protobuf(
-            ctx.namespace,
-            subjects::OBSERVATIONS_RECORDED,
-            format!("observations/{}/{}", receipt.partner_code, receipt.batch_id),
-            &event,
-            &ctx.trace,
-        ));
-    }
-    outbox::enqueue_many(conn, &events).await?;
-    Ok(receipt)
-}
-
-async fn publish_receipt(
-    conn: &mut PgConnection,
+fn receipt_message(
     ctx: &Context<'_>,
     receipt: &pb::SubmissionReceipt,
     kind: &str,
-) -> Result<(), sqlx::Error> {
-    outbox::enqueue(conn, &receipt_message(ctx, receipt, kind)).await
-}
-
-fn receipt_message(ctx: &Context<'_>, receipt: &pb::SubmissionReceipt, kind: &str) -> OutboxMessage {
+    trace: &TraceContext,
+) -> OutboxMessage {
     // Receipts of repeats and dry runs are distinct messages: each answers a separate request.
     let unique = if kind == "receipt" {
         String::new()
@@ -432,7 +563,7 @@ fn receipt_message(ctx: &Context<'_>, receipt: &pb::SubmissionReceipt, kind: &st
             receipt.partner_code, receipt.batch_id
         ),
         receipt,
-        &ctx.trace,
+        trace,
     )
 }
 
