@@ -50,7 +50,7 @@ pub async fn propagate(
 }
 
 /// Recompute these parents' roll-ups from their children in force in each period: each child's own
-/// reported value, else its roll-up (UNION ALL ... LIMIT 1 takes the first branch that has a row).
+/// reported value, else its roll-up.
 async fn recompute(
     conn: &mut PgConnection,
     reference: &Reference,
@@ -74,19 +74,17 @@ async fn recompute(
         }
     }
     let rows: Vec<(i32, f64, Option<f64>, Option<f64>)> = sqlx::query_as(
-        // LATERAL keeps each lookup an index probe; a hash join would scan the whole roll-up table.
-        "SELECT k.owner, c.value, c.numerator, c.denominator \
+        "SELECT k.owner, \
+                CASE WHEN o.value IS NOT NULL THEN o.value ELSE r.value END, \
+                CASE WHEN o.value IS NOT NULL THEN o.numerator ELSE r.numerator END, \
+                CASE WHEN o.value IS NOT NULL THEN o.denominator ELSE r.denominator END \
          FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::int4[]) \
               AS k (owner, i, l, t, y, n) \
-         CROSS JOIN LATERAL ( \
-           (SELECT o.value, o.numerator, o.denominator FROM observation o \
-            WHERE o.indicator_code = k.i AND o.locality_code = k.l AND o.period_type = k.t \
-              AND o.period_year = k.y AND o.period_number = k.n) \
-           UNION ALL \
-           (SELECT r.value, r.numerator, r.denominator FROM rollup r \
-            WHERE r.indicator_code = k.i AND r.locality_code = k.l AND r.period_type = k.t \
-              AND r.period_year = k.y AND r.period_number = k.n) \
-           LIMIT 1) AS c",
+         LEFT JOIN observation o ON o.indicator_code = k.i AND o.locality_code = k.l \
+           AND o.period_type = k.t AND o.period_year = k.y AND o.period_number = k.n \
+         LEFT JOIN rollup r ON r.indicator_code = k.i AND r.locality_code = k.l \
+           AND r.period_type = k.t AND r.period_year = k.y AND r.period_number = k.n \
+         WHERE o.value IS NOT NULL OR r.value IS NOT NULL",
     )
     .bind(&owner)
     .bind(&indicators)
