@@ -2,6 +2,7 @@
 //! alert, who is told, what the email says, whether a directory is acceptable, and when a failed email is
 //! tried again. The adapters (store, receiver, delivery worker, gRPC) only move data in and out of these.
 
+pub mod calendar;
 pub mod directory;
 pub mod event;
 pub mod recipients;
