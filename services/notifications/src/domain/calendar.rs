@@ -150,7 +150,7 @@ fn regular_holidays(year: i32) -> Vec<Date> {
         let mut next = boxing_day;
         for _ in christmas_days.iter().filter(|d| is_weekend(**d)) {
             loop {
-                next = next + Duration::days(1);
+                next += Duration::days(1);
                 if !is_weekend(next) && !christmas_holidays.contains(&next) {
                     break;
                 }

@@ -1,13 +1,16 @@
 //! The rules of notifications, in plain Rust with no I/O: what an escalation event is and how it moves an
-//! alert, who is told, what the email says, whether a directory is acceptable, and when a failed email is
-//! tried again. The adapters (store, receiver, delivery worker, gRPC) only move data in and out of these.
+//! alert, which escalation policy it is routed to and how its ladder climbs, working days, who is told,
+//! what the email says, whether a directory is acceptable, and when a failed email is tried again. The
+//! adapters (store, receiver, delivery worker, gRPC) only move data in and out of these.
 
 pub mod calendar;
 pub mod directory;
 pub mod event;
+pub mod ladder;
 pub mod recipients;
 pub mod render;
 pub mod retry;
+pub mod routing;
 
 pub use directory::{DirectoryError, validate_directory};
 pub use event::{AlertState, CurrentAlert, DecodeError, Escalation, EventKind, Transition};
