@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod directory;
 pub mod event;
 pub mod ladder;
+pub mod quieting;
 pub mod recipients;
 pub mod render;
 pub mod retry;
