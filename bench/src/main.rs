@@ -202,12 +202,29 @@ async fn measure(
     );
     ingest.wait_serving(Duration::from_secs(60)).await?;
 
-    let catalogue = plan.catalogue();
+    // Loading a catalogue is an operator's call: issue the benchmark an operator credential, as
+    // `trustctl credential issue --operator` would.
+    let mut conn = database.connect_as_ingest().await?;
+    let issued = indicator_ingest::access::issue(
+        &mut conn,
+        &indicator_ingest::access::Caller::Operator("ingest-bench".to_owned()),
+        "ingest-bench",
+    )
+    .await
+    .context("issuing the benchmark an operator credential")?;
+    drop(conn);
+    let mut request = tonic::Request::new(plan.catalogue());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", issued.token)
+            .parse()
+            .context("the issued token is not valid metadata")?,
+    );
     let started = Instant::now();
     IndicatorIngestClient::connect(ingest.endpoint())
         .await
         .context("connecting to indicator-ingest's gRPC API")?
-        .put_catalogue(catalogue)
+        .put_catalogue(request)
         .await
         .context("loading the benchmark catalogue")?;
     eprintln!(

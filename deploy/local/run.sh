@@ -11,6 +11,8 @@
 #   the platform NATS :4223                 deploy/nats/local.conf (partner users and permissions), store .run/nats
 #   an SMTP sink :2525                      Python's aiosmtpd, one file per email in .run/mail/new
 #   the four services                       gRPC :50051-50054, metrics :9101-9104, logs .run/logs/<service>.log
+#   credentials for indicator-ingest's API  .run/operator.token (the performance team) and
+#                                           .run/tokens/<partner>.token (each demo partner), issued once
 #
 # Environment:
 #   TRUST_ADMIN_DATABASE_URL  superuser URL for `trustctl db provision`
@@ -30,6 +32,9 @@ GRPC_PORTS=(50051 50052 50053 50054)
 METRICS_PORTS=(9101 9102 9103 9104)
 TRUSTCTL=target/release/trustctl
 STOP_WAIT_SECS=30
+OPERATOR_TOKEN=$RUN_DIR/operator.token
+TOKEN_DIR=$RUN_DIR/tokens
+DEMO_CATALOGUE=deploy/demo/catalogue.toml
 
 SCRIPT_NAME=run.sh
 # shellcheck source=deploy/local/common.sh
@@ -256,10 +261,52 @@ if ! "$TRUSTCTL" health --wait-secs 60; then
     die "not every service became healthy within 60s; logs are in $LOG_DIR/"
 fi
 
-# --- Demo data --------------------------------------------------------------------------------------------------
+# --- Credentials and demo data ----------------------------------------------------------------------------------
+# indicator-ingest's API takes a bearer token (trustctl --token, or TRUST_TOKEN). Tokens are issued in its
+# database by `trustctl credential issue` (only their SHA-256 is kept there) and kept here in files only
+# this user can read. A file whose token the service no longer accepts (the database was dropped, or the
+# credential revoked) is replaced.
+
+# True if the token in <file> is accepted by indicator-ingest.
+token_works() {
+    [[ -s $1 ]] && TRUST_TOKEN=$(<"$1") "$TRUSTCTL" catalogue show >/dev/null 2>&1
+}
+
+# ensure_token <file> <trustctl credential issue arguments...>
+ensure_token() {
+    local file=$1
+    shift
+    if token_works "$file"; then
+        say "$file: kept"
+        return 0
+    fi
+    (umask 077 && "$TRUSTCTL" credential issue --label run.sh "$@" >"$file.new") || {
+        rm -f "$file.new"
+        die "could not issue a credential ($*); see the message above"
+    }
+    mv "$file.new" "$file"
+    say "$file: issued"
+}
+
+# The partner codes of the demo catalogue.
+demo_partners() {
+    awk '/^\[\[/ { in_partner = ($0 == "[[partner]]") } in_partner && /^code *=/ { gsub(/"/, "", $3); print $3 }' \
+        "$DEMO_CATALOGUE"
+}
+
+step "issue the operator's credential ($OPERATOR_TOKEN)"
+ensure_token "$OPERATOR_TOKEN" --operator "performance team"
+
 step "load the demo catalogue and staff directory"
-"$TRUSTCTL" catalogue load deploy/demo/catalogue.toml
+TRUST_TOKEN=$(<"$OPERATOR_TOKEN") "$TRUSTCTL" catalogue load "$DEMO_CATALOGUE"
 "$TRUSTCTL" directory load deploy/demo/directory.toml
+
+step "issue each demo partner's credential ($TOKEN_DIR/<partner>.token)"
+mkdir -p "$TOKEN_DIR"
+chmod 700 "$TOKEN_DIR"
+for partner in $(demo_partners); do
+    ensure_token "$TOKEN_DIR/$partner.token" --partner "$partner"
+done
 
 ready=1
 cat <<EOF
@@ -279,6 +326,10 @@ The Children's Trust Platform is running.
   Publish a breaching observation as Connexions (NEET 16-18 in East North East, target 8.0):
     $TRUSTCTL publish --partner connexions --indicator NEET_16_18 --locality AREA_EAST_NORTH_EAST --period 2026-Q2 --value 9.4
   and the locality enabler's email appears in $MAIL_DIR/new.
+
+  Read the board as the performance team, or as a partner (only what the information sharing protocol lets it):
+    TRUST_TOKEN=\$(cat $OPERATOR_TOKEN) $TRUSTCTL board --indicator NEET_16_18
+    TRUST_TOKEN=\$(cat $TOKEN_DIR/vcsf.token) $TRUSTCTL board
 
   Check health:   $TRUSTCTL health
   Stop:           deploy/local/run.sh stop

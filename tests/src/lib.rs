@@ -170,19 +170,73 @@ async fn remove(admin_url: &str, database: &str, nats_url: &str, namespace: &str
     }
 }
 
-pub type IngestClient =
-    trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient<tonic::transport::Channel>;
+/// A client of indicator-ingest's API that sends a bearer token (or none) with every call, as trustctl's.
+pub type IngestClient = trustctl::auth::IngestClient;
 
-/// Start indicator-ingest in this process for `env`, connect a gRPC client over TCP and load the fixture
-/// catalogue.
+/// The operator every test environment's default client acts as.
+pub const TEST_OPERATOR: &str = "test operator";
+
+impl TestEnv {
+    /// Issue a credential in indicator-ingest's database (it must have started: it creates the table) and
+    /// return its token. A partner must be in the catalogue.
+    pub async fn issue_token(&self, holder: &indicator_ingest::access::Caller) -> String {
+        let pool = self.pool("trust_ingest", "ingest").await;
+        let mut conn = pool.acquire().await.expect("connect as trust_ingest");
+        let issued = indicator_ingest::access::issue(&mut conn, holder, "test")
+            .await
+            .unwrap_or_else(|err| panic!("issue a credential for {holder}: {err}"));
+        drop(conn);
+        pool.close().await;
+        issued.token
+    }
+
+    /// A new operator credential's token.
+    pub async fn operator_token(&self) -> String {
+        self.issue_token(&indicator_ingest::access::Caller::Operator(TEST_OPERATOR.into()))
+            .await
+    }
+
+    /// A new credential's token for `partner` (in the catalogue).
+    pub async fn partner_token(&self, partner: &str) -> String {
+        self.issue_token(&indicator_ingest::access::Caller::Partner(partner.into()))
+            .await
+    }
+}
+
+/// A client of indicator-ingest running at `service`, over TCP, sending `token` (None: no credential).
+pub async fn ingest_client(service: &trust_runtime::RunningService, token: Option<&str>) -> IngestClient {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", service.grpc_addr))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("gRPC connect");
+    let token = trustctl::auth::BearerToken::optional(token).expect("a token fit for metadata");
+    trustctl::auth::ingest_client(channel, token)
+}
+
+/// A client of indicator-ingest acting as a new operator credential of `env`.
+pub async fn operator_client(env: &TestEnv, service: &trust_runtime::RunningService) -> IngestClient {
+    ingest_client(service, Some(&env.operator_token().await)).await
+}
+
+/// A client of indicator-ingest acting as a new credential of `partner` (which must be in the catalogue).
+pub async fn partner_client(
+    env: &TestEnv,
+    service: &trust_runtime::RunningService,
+    partner: &str,
+) -> IngestClient {
+    ingest_client(service, Some(&env.partner_token(partner).await)).await
+}
+
+/// Start indicator-ingest in this process for `env`, connect a gRPC client over TCP acting as an operator
+/// (the partnership's performance team) and load the fixture catalogue with it. Submissions need a
+/// partner's client ([`partner_client`]).
 pub async fn start_ingest(env: &TestEnv) -> (trust_runtime::RunningService, IngestClient) {
     let config: indicator_ingest::IngestConfig = env.config(indicator_ingest::DEFAULTS, "trust_ingest");
     let running = indicator_ingest::start(config, tokio_util::sync::CancellationToken::new())
         .await
         .expect("start indicator-ingest");
-    let mut client = IngestClient::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("gRPC connect");
+    let mut client = operator_client(env, &running).await;
     client
         .put_catalogue(fixtures::catalogue())
         .await
@@ -190,7 +244,8 @@ pub async fn start_ingest(env: &TestEnv) -> (trust_runtime::RunningService, Inge
     (running, client)
 }
 
-/// indicator-ingest running in this process for one test, with its environment and a client.
+/// indicator-ingest running in this process for one test, with its environment and a client acting as an
+/// operator.
 pub struct IngestUnderTest {
     pub env: TestEnv,
     pub running: trust_runtime::RunningService,
@@ -203,6 +258,16 @@ impl IngestUnderTest {
         let env = TestEnv::new().await;
         let (running, client) = start_ingest(&env).await;
         Self { env, running, client }
+    }
+
+    /// A client acting as a new credential of `partner`.
+    pub async fn as_partner(&self, partner: &str) -> IngestClient {
+        partner_client(&self.env, &self.running, partner).await
+    }
+
+    /// A client sending `token` (None: no credential at all).
+    pub async fn with_token(&self, token: Option<&str>) -> IngestClient {
+        ingest_client(&self.running, token).await
     }
 
     /// The current value of every period of `indicator`, in every locality.

@@ -13,7 +13,6 @@ use trust_e2e::fixtures::{self, EAST, NEET, batch, observation, quarter};
 use trust_e2e::smtp::{SmtpSink, decode_quoted_printable};
 use trust_e2e::{TestEnv, eventually};
 use trust_proto::commissioning::v1::commissioning_client::CommissioningClient;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 use trust_proto::notifications::v1 as notify;
 use trust_proto::notifications::v1::notifications_client::NotificationsClient;
 use trust_proto::safeguarding::v1::safeguarding_qa_client::SafeguardingQaClient;
@@ -103,9 +102,7 @@ async fn a_breaching_observation_emails_the_responsible_person_once() {
         }
     }
 
-    let mut ingest = IndicatorIngestClient::connect(url(&platform.ingest))
-        .await
-        .expect("ingest");
+    let mut ingest = trust_e2e::operator_client(&env, &platform.ingest).await;
     ingest
         .put_catalogue(fixtures::catalogue())
         .await

@@ -48,8 +48,10 @@ impl FileSubmissions for Ingest {
         stored
     }
 
+    /// Submit as the options' partner, with its own credential.
     async fn submit(&self, options: &SubmitOptions) -> SubmitReport {
-        submit(self.client.clone(), options).await.expect("submit")
+        let client = self.as_partner(&options.partner).await;
+        submit(client, options).await.expect("submit")
     }
 }
 

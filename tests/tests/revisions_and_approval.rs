@@ -8,12 +8,15 @@ use trust_proto::ingest::v1 as pb;
 
 type Client = trust_e2e::IngestClient;
 
-async fn start() -> (TestEnv, trust_runtime::RunningService, Client) {
+/// The environment, the service, an operator's client and Connexions' client.
+async fn start() -> (TestEnv, trust_runtime::RunningService, Client, Client) {
     let env = TestEnv::new().await;
     let (running, client) = trust_e2e::start_ingest(&env).await;
-    (env, running, client)
+    let connexions = trust_e2e::partner_client(&env, &running, "connexions").await;
+    (env, running, client, connexions)
 }
 
+/// Submit as Connexions (its client) a value for NEET in East in 2026-Q1.
 async fn submit(client: &mut Client, id: &str, value: f64, reason: &str) -> pb::SubmissionReceipt {
     let mut b = batch(id, vec![observation(NEET, EAST, quarter(2026, 1), value)]);
     b.partner_code = "connexions".into();
@@ -32,16 +35,16 @@ async fn audit_actions(env: &TestEnv) -> Vec<(String, String, String)> {
 
 #[tokio::test]
 async fn corrections_keep_history_with_reason_and_author() {
-    let (env, running, mut client) = start().await;
-    assert_eq!(submit(&mut client, "r1", 7.1, "").await.created, 1);
+    let (env, running, mut client, mut connexions) = start().await;
+    assert_eq!(submit(&mut connexions, "r1", 7.1, "").await.created, 1);
     assert_eq!(
-        submit(&mut client, "r2", 6.4, "late destinations returns")
+        submit(&mut connexions, "r2", 6.4, "late destinations returns")
             .await
             .updated,
         1
     );
     assert_eq!(
-        submit(&mut client, "r3", 6.4, "").await.unchanged,
+        submit(&mut connexions, "r3", 6.4, "").await.unchanged,
         1,
         "same value is not a revision"
     );
@@ -67,8 +70,8 @@ async fn corrections_keep_history_with_reason_and_author() {
 
 #[tokio::test]
 async fn an_approved_period_is_locked_until_an_audited_unlock() {
-    let (env, running, mut client) = start().await;
-    submit(&mut client, "a1", 7.1, "").await;
+    let (env, running, mut client, mut connexions) = start().await;
+    submit(&mut connexions, "a1", 7.1, "").await;
     let approved = client
         .approve_period(pb::ApprovePeriodRequest {
             indicator_code: NEET.into(),
@@ -94,7 +97,7 @@ async fn an_approved_period_is_locked_until_an_audited_unlock() {
         .expect_err("NEET is quarterly");
     assert_eq!(wrong_type.code(), tonic::Code::InvalidArgument);
 
-    let refused = submit(&mut client, "a2", 6.0, "revised cohort").await;
+    let refused = submit(&mut connexions, "a2", 6.0, "revised cohort").await;
     assert_eq!(refused.outcome, pb::SubmissionOutcome::Rejected as i32);
     assert_eq!(refused.rejections[0].field, "period");
     assert!(
@@ -122,7 +125,10 @@ async fn an_approved_period_is_locked_until_an_audited_unlock() {
         })
         .await
         .expect("unlock");
-    assert_eq!(submit(&mut client, "a3", 6.0, "revised cohort").await.updated, 1);
+    assert_eq!(
+        submit(&mut connexions, "a3", 6.0, "revised cohort").await.updated,
+        1
+    );
 
     let actions = audit_actions(&env).await;
     let periods: Vec<_> = actions
@@ -138,8 +144,8 @@ async fn an_approved_period_is_locked_until_an_audited_unlock() {
 
 #[tokio::test]
 async fn values_outside_the_valid_range_are_refused() {
-    let (env, running, mut client) = start().await;
-    let receipt = submit(&mut client, "v1", 55.0, "").await;
+    let (env, running, _client, mut connexions) = start().await;
+    let receipt = submit(&mut connexions, "v1", 55.0, "").await;
     assert_eq!(
         receipt.rejections.first().map(|r| r.field.as_str()),
         Some("value"),
@@ -156,7 +162,7 @@ async fn values_outside_the_valid_range_are_refused() {
 
 #[tokio::test]
 async fn the_target_in_force_for_the_period_decides_rag_and_target_changes_are_audited() {
-    let (env, running, mut client) = start().await;
+    let (env, running, mut client, mut connexions) = start().await;
     // From 2026-Q1 East's target tightens from 8.0 to 7.0.
     let mut tighter = fixtures::target(NEET, EAST, 7.0, 0.2);
     tighter.from_period = Some(quarter(2026, 1));
@@ -176,7 +182,7 @@ async fn the_target_in_force_for_the_period_decides_rag_and_target_changes_are_a
         ],
     );
     b.partner_code = "connexions".into();
-    client.submit_observations(b).await.expect("submit");
+    connexions.submit_observations(b).await.expect("submit");
     let stored = client
         .list_observations(pb::ListObservationsRequest {
             indicator_code: NEET.into(),
@@ -205,7 +211,7 @@ async fn the_target_in_force_for_the_period_decides_rag_and_target_changes_are_a
 
 #[tokio::test]
 async fn a_partner_limited_to_an_area_may_submit_for_it_and_its_clusters_only() {
-    let (env, running, mut client) = start().await;
+    let (env, running, mut client, mut connexions) = start().await;
     client
         .put_catalogue(pb::Catalogue {
             partners: vec![pb::Partner {
@@ -213,6 +219,7 @@ async fn a_partner_limited_to_an_area_may_submit_for_it_and_its_clusters_only() 
                 name: "Connexions West Yorkshire".into(),
                 may_submit: vec![NEET.into()],
                 may_submit_localities: vec!["AREA_SOUTH".into()],
+                ..Default::default()
             }],
             localities: vec![pb::Locality {
                 code: "CLUSTER_MORLEY".into(),
@@ -233,7 +240,11 @@ async fn a_partner_limited_to_an_area_may_submit_for_it_and_its_clusters_only() 
     );
     b.partner_code = "connexions".into();
     b.mode = pb::SubmissionMode::Partial as i32;
-    let receipt = client.submit_observations(b).await.expect("submit").into_inner();
+    let receipt = connexions
+        .submit_observations(b)
+        .await
+        .expect("submit")
+        .into_inner();
     assert_eq!((receipt.created, receipt.rejected), (1, 1), "{receipt:?}");
     assert_eq!(receipt.rejections[0].position, 1);
     assert_eq!(receipt.rejections[0].field, "locality_code");

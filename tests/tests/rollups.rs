@@ -37,6 +37,7 @@ async fn roll_ups_sum_numerators_and_follow_the_hierarchy_in_force() {
         }],
     });
     client.put_catalogue(catalogue).await.expect("catalogue");
+    let mut connexions = trust_e2e::partner_client(&env, &running, "connexions").await;
 
     let mut submission = batch(
         "clusters",
@@ -48,7 +49,7 @@ async fn roll_ups_sum_numerators_and_follow_the_hierarchy_in_force() {
         ],
     );
     submission.partner_code = "connexions".into();
-    let receipt = client
+    let receipt = connexions
         .submit_observations(submission)
         .await
         .expect("submit")
@@ -114,7 +115,7 @@ async fn roll_ups_sum_numerators_and_follow_the_hierarchy_in_force() {
     // A numerator below the indicator's small-number threshold (5) is suppressed in what is shown.
     let mut small = batch("small", vec![counted("CLUSTER_A", 3, 3.0, 100.0)]);
     small.partner_code = "connexions".into();
-    client.submit_observations(small).await.expect("small");
+    connexions.submit_observations(small).await.expect("small");
     let board = client
         .get_status_board(pb::GetStatusBoardRequest {
             indicator_codes: vec![NEET.into()],

@@ -12,7 +12,8 @@ const SOUTH: &str = "AREA_SOUTH";
 #[tokio::test]
 async fn a_point_beyond_the_process_limits_raises_and_an_ordinary_point_resolves() {
     let env = TestEnv::new().await;
-    let (running, mut client) = trust_e2e::start_ingest(&env).await;
+    let (running, _operator) = trust_e2e::start_ingest(&env).await;
+    let mut client = trust_e2e::partner_client(&env, &running, "connexions").await;
 
     // Twelve quarters around 5.0 (mean 5.0, mean moving range 2.4/11, upper limit about 5.58): the baseline.
     let baseline = [5.0, 5.2, 4.8, 5.1, 4.9, 5.0, 5.2, 4.8, 5.1, 4.9, 5.0, 5.0];

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use prost::Message;
 use trust_e2e::fixtures::{EAST, NEET, batch, observation, quarter};
-use trust_e2e::{IngestClient, TestEnv, start_ingest};
+use trust_e2e::{TestEnv, start_ingest};
 use trust_proto::ingest::v1 as pb;
 
 /// Publish `batch` as connexions with its own message id, without waiting for anything but JetStream.
@@ -140,9 +140,7 @@ async fn submissions_waiting_together_get_the_receipts_they_would_get_one_by_one
         "{g6:?}"
     );
 
-    let mut client = IngestClient::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("gRPC connect");
+    let mut client = trust_e2e::operator_client(&env, &running).await;
     let stored = client
         .list_observations(pb::ListObservationsRequest {
             indicator_code: NEET.into(),

@@ -162,6 +162,7 @@ async fn a_batch_naming_another_partner_is_refused() {
 #[tokio::test]
 async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
     let mut ingest = Ingest::start().await;
+    let mut connexions = ingest.as_partner("connexions").await;
     let mut partial = batch(
         "g-1",
         vec![
@@ -175,8 +176,7 @@ async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
     let mut dry = partial.clone();
     dry.batch_id = "g-dry".into();
     dry.dry_run = true;
-    let receipt = ingest
-        .client
+    let receipt = connexions
         .submit_observations(dry)
         .await
         .expect("dry run")
@@ -185,8 +185,7 @@ async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
     assert_eq!((receipt.created, receipt.rejected), (1, 1));
     assert!(ingest.stored(NEET).await.is_empty(), "a dry run stores nothing");
 
-    let receipt = ingest
-        .client
+    let receipt = connexions
         .submit_observations(partial.clone())
         .await
         .expect("submit")
@@ -195,8 +194,7 @@ async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
     assert_eq!((receipt.created, receipt.rejected), (1, 1));
     assert_eq!(receipt.rejections[0].field, "locality_code");
 
-    let again = ingest
-        .client
+    let again = connexions
         .submit_observations(partial)
         .await
         .expect("resubmit")
@@ -220,8 +218,7 @@ async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
     // A correction is a new revision.
     let mut correction = batch("g-2", vec![observation(NEET, EAST, quarter(2026, 1), 6.4)]);
     correction.partner_code = "connexions".into();
-    let refused = ingest
-        .client
+    let refused = connexions
         .submit_observations(correction.clone())
         .await
         .expect("correct")
@@ -233,8 +230,7 @@ async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
     correction.batch_id = "g-3".into();
     correction.submitted_by = "Connexions data officer".into();
     correction.observations[0].correction_reason = "late destinations returns".into();
-    let receipt = ingest
-        .client
+    let receipt = connexions
         .submit_observations(correction)
         .await
         .expect("correct")
@@ -263,6 +259,7 @@ async fn grpc_submission_partial_mode_dry_run_and_duplicate() {
 #[tokio::test]
 async fn the_same_period_twice_in_one_batch_is_refused() {
     let mut ingest = Ingest::start().await;
+    let mut connexions = ingest.as_partner("connexions").await;
     let mut twice = batch(
         "b-twice",
         vec![
@@ -271,8 +268,7 @@ async fn the_same_period_twice_in_one_batch_is_refused() {
         ],
     );
     twice.partner_code = "connexions".into();
-    let receipt = ingest
-        .client
+    let receipt = connexions
         .submit_observations(twice)
         .await
         .expect("submit")

@@ -30,9 +30,12 @@ struct LatestRow {
     open_escalations: Vec<String>,
 }
 
+/// The board of these indicators (empty: every indicator), holding only the values `readable` allows (by
+/// indicator, locality and period).
 pub async fn status_board(
     conn: &mut PgConnection,
     indicators: &[String],
+    readable: &(dyn Fn(&str, &str, Period) -> bool + Sync),
 ) -> Result<pb::StatusBoard, sqlx::Error> {
     let rows: Vec<LatestRow> = sqlx::query_as(
         "WITH values AS ( \
@@ -67,6 +70,9 @@ pub async fn status_board(
         else {
             continue;
         };
+        if !readable(&row.indicator_code, &row.locality_code, period) {
+            continue;
+        }
         let polarity = Polarity::try_from(row.polarity).unwrap_or(Polarity::Unspecified);
         let measure = MeasureType::try_from(row.measure).unwrap_or(MeasureType::Unspecified);
         let target = store::target_for(conn, &row.indicator_code, &row.locality_code, period).await?;

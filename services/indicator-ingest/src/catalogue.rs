@@ -1,5 +1,6 @@
-//! Loading the catalogue: partners, localities, indicators and targets, upserted by code in one
-//! transaction. An invalid entry refuses the whole load and names the entry, field and reason.
+//! Loading the catalogue: partners (with what the information sharing protocol lets each submit and read),
+//! localities, indicators and targets, upserted by code in one transaction. An invalid entry refuses the
+//! whole load and names the entry, field and reason.
 
 use sqlx::PgConnection;
 use thiserror::Error;
@@ -275,6 +276,7 @@ pub async fn put(
                 .await
                 .map_err(|e| reference_error(e, format!("partner {}", partner.code), "may_submit", indicator))?;
         }
+        put_read_permissions(conn, partner).await?;
     }
     for target in &catalogue.targets {
         put_target(conn, target).await?;
@@ -289,6 +291,41 @@ pub async fn put(
         priorities: count(catalogue.priorities.len()),
         version,
     })
+}
+
+/// Replace what the information sharing protocol lets a partner read besides what it may submit.
+async fn put_read_permissions(conn: &mut PgConnection, partner: &pb::Partner) -> Result<(), CatalogueError> {
+    let entry = format!("partner {}", partner.code);
+    sqlx::query("DELETE FROM read_locality_permission WHERE partner_code = $1")
+        .bind(&partner.code)
+        .execute(&mut *conn)
+        .await?;
+    for locality in &partner.may_read_localities {
+        sqlx::query(
+            "INSERT INTO read_locality_permission (partner_code, locality_code) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&partner.code)
+        .bind(locality)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| reference_error(e, entry.clone(), "may_read_localities", locality))?;
+    }
+    sqlx::query("DELETE FROM read_permission WHERE partner_code = $1")
+        .bind(&partner.code)
+        .execute(&mut *conn)
+        .await?;
+    for indicator in &partner.may_read {
+        sqlx::query(
+            "INSERT INTO read_permission (partner_code, indicator_code) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&partner.code)
+        .bind(indicator)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| reference_error(e, entry.clone(), "may_read", indicator))?;
+    }
+    Ok(())
 }
 
 /// Value, amber tolerance, baseline and end period of a target, as stored.
@@ -547,6 +584,14 @@ pub async fn get(conn: &mut PgConnection) -> Result<pb::Catalogue, sqlx::Error> 
     )
     .fetch_all(&mut *conn)
     .await?;
+    let may_read: Vec<(String, String)> =
+        sqlx::query_as("SELECT partner_code, indicator_code FROM read_permission ORDER BY 1, 2")
+            .fetch_all(&mut *conn)
+            .await?;
+    let read_places: Vec<(String, String)> =
+        sqlx::query_as("SELECT partner_code, locality_code FROM read_locality_permission ORDER BY 1, 2")
+            .fetch_all(&mut *conn)
+            .await?;
     let localities: Vec<(String, String, Option<String>)> =
         sqlx::query_as("SELECT code, name, parent_code FROM locality ORDER BY code")
             .fetch_all(&mut *conn)
@@ -602,6 +647,16 @@ pub async fn get(conn: &mut PgConnection) -> Result<pb::Catalogue, sqlx::Error> 
                     .map(|(_, i)| i.clone())
                     .collect(),
                 may_submit_localities: places
+                    .iter()
+                    .filter(|(p, _)| *p == code)
+                    .map(|(_, l)| l.clone())
+                    .collect(),
+                may_read: may_read
+                    .iter()
+                    .filter(|(p, _)| *p == code)
+                    .map(|(_, i)| i.clone())
+                    .collect(),
+                may_read_localities: read_places
                     .iter()
                     .filter(|(p, _)| *p == code)
                     .map(|(_, l)| l.clone())

@@ -1,6 +1,7 @@
 //! indicator-ingest: partners' observations in, validated, stored, evaluated against targets; escalations
 //! out. "What happens to a submission" is [`submission::process`].
 
+pub mod access;
 mod board;
 pub mod catalogue;
 mod config;

@@ -158,7 +158,7 @@ async fn process_run(
                 valid: Vec::new(),
                 rejections: Vec::new(),
             }),
-            Err(receipt) => receipts[index] = Some(receipt),
+            Err(receipt) => receipts[index] = Some(*receipt),
         }
     }
     // A batch id already in the ledger is a repeat: nothing is stored and the receipt says so.
@@ -205,7 +205,9 @@ async fn process_run(
             created: if p.batch.dry_run { count(p.valid.len()) } else { 0 },
             ..Default::default()
         };
-        let stores = !p.batch.dry_run && !(atomic && !p.rejections.is_empty()) && !p.valid.is_empty();
+        // Atomic: one refused record refuses the submission.
+        let refused = atomic && !p.rejections.is_empty();
+        let stores = !(p.batch.dry_run || refused || p.valid.is_empty());
         drafts.push((receipt, atomic, stores, Vec::new()));
     }
     for (p, (_, _, stores, _)) in pending.iter().zip(&drafts) {
@@ -300,11 +302,11 @@ fn whole_message_checks(
     reference: &Reference,
     partner: &str,
     received: Received,
-) -> Result<pb::ObservationBatch, pb::SubmissionReceipt> {
+) -> Result<pb::ObservationBatch, Box<pb::SubmissionReceipt>> {
     let batch = match received {
         Received::Batch(batch) => batch,
         Received::Undecodable { message_id, error } => {
-            return Err(whole_rejection(
+            return Err(Box::new(whole_rejection(
                 ctx,
                 partner,
                 &message_id,
@@ -313,17 +315,17 @@ fn whole_message_checks(
                     "message",
                     format!("not a trust.ingest.v1.ObservationBatch: {error}"),
                 ),
-            ));
+            )));
         }
     };
     let refuse = |rejection| {
-        Err(whole_rejection(
+        Err(Box::new(whole_rejection(
             ctx,
             partner,
             &batch.batch_id,
             batch.dry_run,
             rejection,
-        ))
+        )))
     };
     if !reference.partner_exists(partner) {
         return refuse(Rejection::whole_message(

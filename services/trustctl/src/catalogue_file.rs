@@ -21,6 +21,10 @@
 //! name = "Connexions West Yorkshire"
 //! may_submit = ["NEET_16_18"]
 //! may_submit_localities = ["AREA_EAST"]  # optional; an area covers the clusters under it; left out: the city
+//! may_read = ["SCHOOL_ATTENDANCE"]       # optional; indicators it may read besides those it may submit
+//! may_read_localities = ["AREA_EAST"]    # optional; where it may read may_read's indicators (an area covers
+//!                                        # its clusters); left out: the city. What it may submit, it may
+//!                                        # always read, for the localities it may submit for
 //!
 //! [[locality]]
 //! code = "CLUSTER_SEACROFT_MANSTON"
@@ -97,6 +101,10 @@ struct PartnerEntry {
     may_submit: Vec<String>,
     #[serde(default)]
     may_submit_localities: Vec<String>,
+    #[serde(default)]
+    may_read: Vec<String>,
+    #[serde(default)]
+    may_read_localities: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -531,11 +539,33 @@ impl CatalogueFile {
                     bail!("{entry}: may_submit_localities lists {locality} more than once");
                 }
             }
+            let mut readable = BTreeSet::new();
+            for indicator in &partner.may_read {
+                check_code(&entry, "may_read entry", indicator)?;
+                if !readable.insert(indicator.as_str()) {
+                    bail!("{entry}: may_read lists {indicator} more than once");
+                }
+            }
+            let mut read_places = BTreeSet::new();
+            for locality in &partner.may_read_localities {
+                check_code(&entry, "may_read_localities entry", locality)?;
+                if !read_places.insert(locality.as_str()) {
+                    bail!("{entry}: may_read_localities lists {locality} more than once");
+                }
+            }
+            if !partner.may_read_localities.is_empty() && partner.may_read.is_empty() {
+                bail!(
+                    "{entry}: may_read_localities says where it may read may_read's indicators, but may_read is \
+                     empty (what it may submit it reads for the localities it may submit for)"
+                );
+            }
             catalogue.partners.push(pb::Partner {
                 code: partner.code,
                 name: partner.name,
                 may_submit: partner.may_submit,
                 may_submit_localities: partner.may_submit_localities,
+                may_read: partner.may_read,
+                may_read_localities: partner.may_read_localities,
             });
         }
 
@@ -788,6 +818,19 @@ pub fn external_references(catalogue: &pb::Catalogue) -> Vec<String> {
                 ));
             }
         }
+        for code in &partner.may_read {
+            if !indicators.contains(code.as_str()) {
+                missing.push(format!("partner {} may_read: indicator {code}", partner.code));
+            }
+        }
+        for code in &partner.may_read_localities {
+            if !localities.contains(code.as_str()) {
+                missing.push(format!(
+                    "partner {} may_read_localities: locality {code}",
+                    partner.code
+                ));
+            }
+        }
     }
     for locality in &catalogue.localities {
         if !locality.parent_code.is_empty() && !localities.contains(locality.parent_code.as_str()) {
@@ -922,6 +965,19 @@ pub fn summary(catalogue: &pb::Catalogue) -> String {
             format!(", only for {}", p.may_submit_localities.join(", "))
         };
         let _ = writeln!(out, "  {:<12} {} - {may}{places}", p.code, p.name);
+        if !p.may_read.is_empty() {
+            let read_places = if p.may_read_localities.is_empty() {
+                String::new()
+            } else {
+                format!(", only for {}", p.may_read_localities.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  {:<12} and may read {}{read_places}",
+                "",
+                p.may_read.join(", ")
+            );
+        }
     }
     let _ = writeln!(out, "localities ({}):", catalogue.localities.len());
     for l in &catalogue.localities {
@@ -1406,6 +1462,14 @@ mod tests {
                 .iter()
                 .any(|p| !p.may_submit_localities.is_empty())
         );
+        // Every partner reads something besides what it submits, and one only in its own area.
+        assert!(catalogue.partners.iter().all(|p| !p.may_read.is_empty()));
+        assert!(
+            catalogue
+                .partners
+                .iter()
+                .any(|p| !p.may_read_localities.is_empty())
+        );
     }
 
     const FRAMED: &str = r#"
@@ -1657,6 +1721,68 @@ mod tests {
         assert_eq!(
             external_references(&parse(&elsewhere).unwrap()),
             vec!["partner connexions may_submit_localities: locality AREA_SOUTH"]
+        );
+    }
+
+    #[test]
+    fn read_permissions_are_read_and_checked() {
+        let reader = FRAMED.replace(
+            "may_submit_localities = [\"AREA_EAST\", \"AREA_WEST\"]",
+            "may_submit_localities = [\"AREA_EAST\", \"AREA_WEST\"]\n        may_read = [\"NEET_16_18\"]\n        \
+             may_read_localities = [\"LEEDS\"]",
+        );
+        let catalogue = parse(&reader).unwrap();
+        assert_eq!(catalogue.partners[0].may_read, vec!["NEET_16_18"]);
+        assert_eq!(catalogue.partners[0].may_read_localities, vec!["LEEDS"]);
+        assert!(external_references(&catalogue).is_empty());
+        assert!(
+            summary(&catalogue).contains("and may read NEET_16_18, only for LEEDS"),
+            "{}",
+            summary(&catalogue)
+        );
+
+        let twice = reader.replace(
+            "may_read = [\"NEET_16_18\"]",
+            "may_read = [\"NEET_16_18\", \"NEET_16_18\"]",
+        );
+        assert_eq!(
+            error_of(&twice),
+            "partner connexions: may_read lists NEET_16_18 more than once"
+        );
+        let bad = reader.replace(
+            "may_read_localities = [\"LEEDS\"]",
+            "may_read_localities = [\"LEEDS\", \"LEEDS\"]",
+        );
+        assert_eq!(
+            error_of(&bad),
+            "partner connexions: may_read_localities lists LEEDS more than once"
+        );
+        let bad = reader.replace(
+            "may_read_localities = [\"LEEDS\"]",
+            "may_read_localities = [\"ALL OF IT\"]",
+        );
+        assert_eq!(
+            error_of(&bad),
+            "partner connexions: may_read_localities entry \"ALL OF IT\" must be 1-64 letters, digits, '_' or '-'"
+        );
+        // Left out, may_read_localities is the whole city.
+        let citywide = parse(&reader.replace("may_read_localities = [\"LEEDS\"]", "")).unwrap();
+        assert!(citywide.partners[0].may_read_localities.is_empty());
+        let nowhere = reader.replace("may_read = [\"NEET_16_18\"]", "");
+        assert!(
+            error_of(&nowhere).starts_with("partner connexions: may_read_localities says where"),
+            "{}",
+            error_of(&nowhere)
+        );
+        let elsewhere = reader
+            .replace("may_read = [\"NEET_16_18\"]", "may_read = [\"GCSE_5AC\"]")
+            .replace("[\"LEEDS\"]", "[\"AREA_NORTH\"]");
+        assert_eq!(
+            external_references(&parse(&elsewhere).unwrap()),
+            vec![
+                "partner connexions may_read: indicator GCSE_5AC",
+                "partner connexions may_read_localities: locality AREA_NORTH"
+            ]
         );
     }
 

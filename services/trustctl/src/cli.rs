@@ -10,8 +10,8 @@ use trust_proto::common::v1::Period;
 #[command(
     name = "trustctl",
     version,
-    about = "Operate the Children's Trust Platform: provision the database, load the catalogue and staff \
-             directory, publish and submit files as a partner, read the status board and a series' revisions, \
+    about = "Operate the Children's Trust Platform: provision the database, issue and revoke API credentials, \
+             load the catalogue and staff directory, publish and submit files as a partner, read the status board and a series' revisions, \
              approve and unlock periods, manage dead letters, check health.",
     after_help = "Exit status: 0 success; 1 the command could not be carried out; 2 it was carried out and \
                   the answer is no (a submission REJECTED or records refused, a service not SERVING)."
@@ -62,6 +62,11 @@ pub struct Endpoints {
     /// Seconds to wait for any one gRPC call.
     #[arg(long, global = true, env = "TRUSTCTL_TIMEOUT_SECS", default_value_t = 30)]
     pub timeout_secs: u64,
+    /// Bearer token for indicator-ingest's API (from `trustctl credential issue`): a partner's to submit and
+    /// to read what the information sharing protocol lets it read, an operator's for the catalogue, approval
+    /// and every read.
+    #[arg(long, global = true, env = "TRUST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl Endpoints {
@@ -145,6 +150,82 @@ pub enum Command {
     DeadLetters(DeadLettersCommand),
     /// Ask every service for its gRPC health (grpc.health.v1).
     Health(HealthArgs),
+    /// Credentials (bearer tokens) for indicator-ingest's API, issued and revoked in its database directly.
+    #[command(subcommand, long_about = CREDENTIAL_ABOUT)]
+    Credential(CredentialCommand),
+}
+
+const CREDENTIAL_ABOUT: &str = "\
+Credentials (bearer tokens) for indicator-ingest's gRPC API, IndicatorIngest. Every call to it needs one \
+(trustctl sends --token, or TRUST_TOKEN). A credential names a partner, which submits its own data and reads \
+what the information sharing protocol lets it read (the catalogue's may_submit and may_read), or an operator \
+(the partnership's performance team), which loads the catalogue, approves and unlocks periods and reads \
+everything.
+
+These commands work on indicator-ingest's database directly, as its role (--database-url), so the first \
+operator credential can be issued before there is any: run them where that database can be reached, after \
+indicator-ingest has started once (it creates the table). A token is printed once, alone on stdout, and only \
+its SHA-256 is stored: keep it secret, and issue a new one if it is lost. `list` shows each credential by a \
+fingerprint (the first 16 hex digits of the token's SHA-256), never its token.";
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialCommand {
+    /// Issue a credential for a partner (in the catalogue) or an operator, and print its token, alone, on
+    /// stdout (what it is for goes to stderr), e.g. TOKEN=$(trustctl credential issue --partner pct).
+    Issue(IssueArgs),
+    /// List the credentials: fingerprint, holder, label, when issued and when revoked. Never their tokens.
+    List(CredentialDatabase),
+    /// Revoke credentials: one by its fingerprint or its token (from a file), or every one with a label.
+    /// Calls with a revoked token are refused at once.
+    Revoke(RevokeArgs),
+}
+
+/// Where indicator-ingest's credentials are kept.
+#[derive(Debug, Clone, Args)]
+pub struct CredentialDatabase {
+    /// indicator-ingest's database, as its role (or a superuser).
+    #[arg(
+        long,
+        env = "TRUSTCTL_INGEST_DATABASE_URL",
+        default_value = "postgres://trust_ingest@127.0.0.1:5432/trust",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// indicator-ingest's schema.
+    #[arg(long, default_value = "ingest")]
+    pub schema: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("holder").required(true).args(["partner", "operator"]))]
+pub struct IssueArgs {
+    /// The partner the credential acts as (a partner code of the catalogue).
+    #[arg(long, value_name = "CODE")]
+    pub partner: Option<String>,
+    /// The operator who holds it (a name or role in the performance team).
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+    /// What the credential is for, e.g. "pct data warehouse" (shown by `list`; `revoke --label` takes it).
+    #[arg(long, default_value = "")]
+    pub label: String,
+    #[command(flatten)]
+    pub database: CredentialDatabase,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["fingerprint", "label", "token_file"]))]
+pub struct RevokeArgs {
+    /// The credential with this fingerprint (16 hex digits, from `trustctl credential list`).
+    #[arg(long, value_name = "HEX")]
+    pub fingerprint: Option<String>,
+    /// Every credential not yet revoked with this label.
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+    /// The credential of the token in this file (e.g. .run/tokens/pct.token).
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: CredentialDatabase,
 }
 
 #[derive(Debug, Subcommand)]
@@ -619,6 +700,37 @@ mod tests {
 
         let cli = Cli::try_parse_from(["trustctl", "catalogue", "show"]).unwrap();
         assert!(matches!(cli.command, Command::Catalogue(CatalogueCommand::Show)));
+    }
+
+    #[test]
+    fn the_token_is_global_and_credentials_name_one_holder() {
+        let cli = Cli::try_parse_from(["trustctl", "board", "--token", "trust_abc"]).unwrap();
+        assert_eq!(cli.endpoints.token.as_deref(), Some("trust_abc"));
+
+        let cli = Cli::try_parse_from(["trustctl", "credential", "issue", "--partner", "pct"]).unwrap();
+        let Command::Credential(CredentialCommand::Issue(args)) = cli.command else {
+            panic!("not credential issue");
+        };
+        assert_eq!((args.partner.as_deref(), args.operator), (Some("pct"), None));
+        assert_eq!(args.database.schema, "ingest");
+
+        for holders in [
+            &["credential", "issue"][..],
+            &["credential", "issue", "--partner", "pct", "--operator", "me"][..],
+        ] {
+            let err =
+                Cli::try_parse_from(std::iter::once("trustctl").chain(holders.iter().copied())).unwrap_err();
+            assert!(
+                err.to_string().contains("--partner") && err.to_string().contains("--operator"),
+                "{err}"
+            );
+        }
+        let cli = Cli::try_parse_from(["trustctl", "credential", "revoke", "--label", "demo"]).unwrap();
+        let Command::Credential(CredentialCommand::Revoke(args)) = cli.command else {
+            panic!("not credential revoke");
+        };
+        assert_eq!(args.label.as_deref(), Some("demo"));
+        assert!(Cli::try_parse_from(["trustctl", "credential", "revoke"]).is_err());
     }
 
     #[test]

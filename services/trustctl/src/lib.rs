@@ -1,8 +1,10 @@
 //! `trustctl`, the operator's command line for the Children's Trust Platform, as a library: the command
-//! line ([`cli`]) and its commands ([`commands`]), the catalogue and staff directory files, and the partner
-//! submission files ([`records`]) with the function that submits one ([`submit::submit`]), which the
-//! end-to-end tests call directly, and the text of the status board and series ([`render`]).
+//! line ([`cli`]) and its commands ([`commands`]), the client of indicator-ingest with its bearer token
+//! ([`auth`]), the catalogue and staff directory files, and the partner submission files ([`records`]) with
+//! the function that submits one ([`submit::submit`]), which the end-to-end tests call directly, and the
+//! text of the status board and series ([`render`]).
 
+pub mod auth;
 pub mod catalogue_file;
 pub mod cli;
 pub mod commands;

@@ -34,12 +34,11 @@ use futures::stream::FuturesUnordered;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prost::Message as _;
 use tokio::sync::mpsc;
-use tonic::transport::Channel;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 use trust_proto::ingest::v1::{
     GetReceiptRequest, Observation, ObservationBatch, SubmissionMode, SubmissionOutcome, SubmissionReceipt,
 };
 
+use crate::auth::IngestClient;
 use crate::cli::{Mode, Service};
 use crate::commands::status_error;
 use crate::records::{Format, Item, Origin, ReadEnd, Record};
@@ -841,7 +840,7 @@ fn timed_out(status: &tonic::Status) -> bool {
 /// made again: the service drops the work of a call its caller gave up on, so sending the same chunk again
 /// would only time out again; the ledger is asked whether it was stored just before.
 async fn send_chunk(
-    mut client: IndicatorIngestClient<Channel>,
+    mut client: IngestClient,
     batch: ObservationBatch,
     meta: ChunkMeta,
 ) -> (ChunkMeta, Result<(SubmissionReceipt, bool), tonic::Status>) {
@@ -883,7 +882,7 @@ async fn send_chunk(
 /// An `Err` means nothing was sent: the options or the file are unusable. Once sending has begun, a failure
 /// (the service unreachable, the file unreadable part way) is in the report's `failure`, beside what was
 /// stored before it. Atomicity is per chunk; see the module documentation.
-pub async fn submit(client: IndicatorIngestClient<Channel>, options: &SubmitOptions) -> Result<SubmitReport> {
+pub async fn submit(client: IngestClient, options: &SubmitOptions) -> Result<SubmitReport> {
     options.check()?;
     let mut report = SubmitReport::new(options);
     let format = options.format;

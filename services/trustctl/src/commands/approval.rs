@@ -5,9 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use trust_proto::ingest::v1 as pb;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 
-use super::{catalogue, channel, status_error};
+use super::{catalogue, status_error};
 use crate::cli::{ApproveArgs, Endpoints, Service, UnlockArgs};
 use crate::period;
 
@@ -22,7 +21,7 @@ fn required(flag: &str, value: &str) -> Result<String> {
 
 pub async fn approve(endpoints: &Endpoints, args: &ApproveArgs) -> Result<ExitCode> {
     let by = required("--by", &args.by)?;
-    let mut client = IndicatorIngestClient::new(channel(endpoints, Service::Ingest).await?);
+    let mut client = super::ingest(endpoints).await?;
     let known = catalogue::fetch(&mut client).await?;
     catalogue::check_period_type(catalogue::indicator(&known, &args.indicator)?, &args.period)?;
     let label = period::display(&args.period);
@@ -59,7 +58,7 @@ pub async fn approve(endpoints: &Endpoints, args: &ApproveArgs) -> Result<ExitCo
 pub async fn unlock(endpoints: &Endpoints, args: &UnlockArgs) -> Result<ExitCode> {
     let by = required("--by", &args.by)?;
     let reason = required("--reason", &args.reason)?;
-    let mut client = IndicatorIngestClient::new(channel(endpoints, Service::Ingest).await?);
+    let mut client = super::ingest(endpoints).await?;
     let known = catalogue::fetch(&mut client).await?;
     catalogue::check_period_type(catalogue::indicator(&known, &args.indicator)?, &args.period)?;
     let label = period::display(&args.period);

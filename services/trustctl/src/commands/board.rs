@@ -5,14 +5,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 use trust_proto::common::v1::Polarity;
 use trust_proto::ingest::v1 as pb;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 
-use super::{catalogue, channel, status_error};
+use super::{catalogue, status_error};
 use crate::cli::{BoardArgs, Endpoints, SeriesArgs, Service};
 use crate::render;
 
 pub async fn board(endpoints: &Endpoints, args: &BoardArgs) -> Result<ExitCode> {
-    let mut client = IndicatorIngestClient::new(channel(endpoints, Service::Ingest).await?);
+    let mut client = super::ingest(endpoints).await?;
     let rows = client
         .get_status_board(pb::GetStatusBoardRequest {
             indicator_codes: args.indicators.clone(),
@@ -23,7 +22,9 @@ pub async fn board(endpoints: &Endpoints, args: &BoardArgs) -> Result<ExitCode> 
         .rows;
     if rows.is_empty() {
         if args.indicators.is_empty() {
-            println!("the status board is empty: no values have been stored yet");
+            println!(
+                "the status board is empty: no values have been stored yet that this credential may read"
+            );
         } else {
             println!(
                 "no values on the status board for {} (`trustctl catalogue show` lists the indicators)",
@@ -49,7 +50,7 @@ pub async fn board(endpoints: &Endpoints, args: &BoardArgs) -> Result<ExitCode> 
 }
 
 pub async fn series(endpoints: &Endpoints, args: &SeriesArgs) -> Result<ExitCode> {
-    let mut client = IndicatorIngestClient::new(channel(endpoints, Service::Ingest).await?);
+    let mut client = super::ingest(endpoints).await?;
     // The catalogue says how to show the values, and catches a mistyped code (the series of an unknown
     // indicator or locality is simply empty).
     let known = catalogue::fetch(&mut client).await?;

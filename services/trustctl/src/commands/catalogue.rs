@@ -3,12 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
-use tonic::transport::Channel;
 use trust_proto::common::v1::PeriodType;
 use trust_proto::ingest::v1 as pb;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 
-use super::{channel, status_error};
+use super::status_error;
+use crate::auth::IngestClient;
 use crate::catalogue_file;
 use crate::cli::{Endpoints, LoadArgs, Service};
 use crate::period;
@@ -29,7 +28,7 @@ pub async fn load(endpoints: &Endpoints, args: &LoadArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut client = IndicatorIngestClient::new(channel(endpoints, Service::Ingest).await?);
+    let mut client = super::ingest(endpoints).await?;
     let loaded = client
         .put_catalogue(catalogue)
         .await
@@ -51,7 +50,7 @@ pub async fn load(endpoints: &Endpoints, args: &LoadArgs) -> Result<ExitCode> {
 }
 
 pub async fn show(endpoints: &Endpoints) -> Result<ExitCode> {
-    let mut client = IndicatorIngestClient::new(channel(endpoints, Service::Ingest).await?);
+    let mut client = super::ingest(endpoints).await?;
     let catalogue = fetch(&mut client).await?;
     println!(
         "the catalogue in force in indicator-ingest ({}):",
@@ -62,7 +61,7 @@ pub async fn show(endpoints: &Endpoints) -> Result<ExitCode> {
 }
 
 /// The catalogue in force (`IndicatorIngest.GetCatalogue`).
-pub(crate) async fn fetch(client: &mut IndicatorIngestClient<Channel>) -> Result<pb::Catalogue> {
+pub(crate) async fn fetch(client: &mut IngestClient) -> Result<pb::Catalogue> {
     Ok(client
         .get_catalogue(pb::GetCatalogueRequest {})
         .await

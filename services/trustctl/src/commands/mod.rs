@@ -3,6 +3,7 @@
 pub mod approval;
 pub mod board;
 pub mod catalogue;
+pub mod credential;
 pub mod db;
 pub mod dead_letters;
 pub mod directory;
@@ -16,8 +17,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tonic::transport::{Channel, Endpoint};
 
+use crate::auth::{BearerToken, IngestClient, ingest_client};
 use crate::cli::{
-    CatalogueCommand, Cli, Command, DbCommand, DeadLettersCommand, DirectoryCommand, Endpoints, Service,
+    CatalogueCommand, Cli, Command, CredentialCommand, DbCommand, DeadLettersCommand, DirectoryCommand,
+    Endpoints, Service,
 };
 
 /// Carry out the command line.
@@ -42,6 +45,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             dead_letters::replay(endpoints, *service, *id).await
         }
         Command::Health(args) => health::run(endpoints, args.wait_secs).await,
+        Command::Credential(CredentialCommand::Issue(args)) => credential::issue(args).await,
+        Command::Credential(CredentialCommand::List(database)) => credential::list(database).await,
+        Command::Credential(CredentialCommand::Revoke(args)) => credential::revoke(args).await,
     }
 }
 
@@ -64,6 +70,12 @@ pub async fn channel(endpoints: &Endpoints, service: Service) -> Result<Channel>
         .with_context(|| format!("cannot reach {service} at {url} (is it running?)"))
 }
 
+/// A client of indicator-ingest's API sending the bearer token of `--token` (or `TRUST_TOKEN`).
+pub async fn ingest(endpoints: &Endpoints) -> Result<IngestClient> {
+    let token = BearerToken::optional(endpoints.token.as_deref()).context("--token (or TRUST_TOKEN)")?;
+    Ok(ingest_client(channel(endpoints, Service::Ingest).await?, token))
+}
+
 /// A gRPC error as a sentence: which service, what we asked, what it said.
 pub fn status_error(service: Service, doing: &str, status: &tonic::Status) -> anyhow::Error {
     use tonic::Code;
@@ -73,6 +85,11 @@ pub fn status_error(service: Service, doing: &str, status: &tonic::Status) -> an
             anyhow!("{service} refused {doing}: {message}")
         }
         Code::NotFound => anyhow!("{service}: {message}"),
+        Code::Unauthenticated => anyhow!(
+            "{service} did not accept the credential ({doing}): {message}; pass a token with --token or \
+             TRUST_TOKEN (`trustctl credential issue` issues one)"
+        ),
+        Code::PermissionDenied => anyhow!("{service} refused {doing}: {message}"),
         Code::Unavailable => anyhow!("{service} is unavailable ({doing}): {message}"),
         Code::DeadlineExceeded => anyhow!("{service} did not answer in time ({doing})"),
         Code::Unimplemented => {

@@ -1,8 +1,9 @@
 //! `trustctl publish`: submit one observation exactly as a partner system would (its own NATS user, its own
 //! submission subject, through JetStream), then show the receipt indicator-ingest wrote for it. The receipt
-//! is taken from whichever comes first: `ingest.receipts.<partner>` (which the partner may read) or the
-//! ledger through `IndicatorIngest.GetReceipt`. Dry-run receipts are not kept in the ledger, so for those
-//! only the bus answers.
+//! is taken from whichever comes first: `ingest.receipts.<partner>` (which the partner may read) or, when a
+//! token is given (`--token`, the partner's or an operator's), the ledger through
+//! `IndicatorIngest.GetReceipt`. Dry-run receipts are not kept in the ledger, so for those only the bus
+//! answers.
 //! `trustctl receipt`: show the receipt of an earlier submission.
 
 use std::process::ExitCode;
@@ -14,15 +15,14 @@ use futures::StreamExt as _;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tonic::Code;
-use tonic::transport::Channel;
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
 use trust_proto::ingest::v1::{
     GetReceiptRequest, Observation, ObservationBatch, SubmissionMode, SubmissionOutcome, SubmissionReceipt,
 };
 use trust_runtime::bus::{MessageHeaders, Namespace, subjects};
 use trust_runtime::telemetry::TraceContext;
 
-use super::{channel, negative, status_error, timestamp};
+use super::{negative, status_error, timestamp};
+use crate::auth::IngestClient;
 use crate::cli::{Endpoints, PublishArgs, ReceiptArgs, Service};
 use crate::period;
 
@@ -234,7 +234,9 @@ async fn wait_for_receipt(
         partner_code: wanted.partner.to_owned(),
         batch_id: wanted.batch_id.to_owned(),
     };
-    let mut client: Option<IndicatorIngestClient<Channel>> = None;
+    let mut client: Option<IngestClient> = None;
+    // Without a credential the ledger cannot be asked; the bus still answers.
+    let mut ask_ledger = !wanted.dry_run && endpoints.token.is_some();
     let mut last_problem = if receipts.is_some() {
         "no receipt has been published".to_owned()
     } else {
@@ -253,10 +255,10 @@ async fn wait_for_receipt(
                 }
                 None => receipts = None,
             },
-            _ = poll.tick(), if !wanted.dry_run => {
+            _ = poll.tick(), if ask_ledger => {
                 if client.is_none() {
-                    match channel(endpoints, Service::Ingest).await {
-                        Ok(channel) => client = Some(IndicatorIngestClient::new(channel)),
+                    match super::ingest(endpoints).await {
+                        Ok(ingest) => client = Some(ingest),
                         Err(err) => last_problem = format!("{err:#}"),
                     }
                 }
@@ -274,6 +276,13 @@ async fn wait_for_receipt(
                         {
                             last_problem = status_error(Service::Ingest, "the receipt", &status).to_string();
                         }
+                        // A credential the ledger does not accept for this partner: wait for the bus alone.
+                        Err(status)
+                            if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied) =>
+                        {
+                            last_problem = status_error(Service::Ingest, "the receipt", &status).to_string();
+                            ask_ledger = false;
+                        }
                         Err(status) => return Err(status_error(Service::Ingest, "the receipt", &status)),
                     }
                 }
@@ -285,7 +294,7 @@ async fn wait_for_receipt(
 
 pub async fn show_receipt(endpoints: &Endpoints, args: &ReceiptArgs) -> Result<ExitCode> {
     check_partner(&args.partner)?;
-    let mut client = IndicatorIngestClient::new(channel(endpoints, Service::Ingest).await?);
+    let mut client = super::ingest(endpoints).await?;
     let receipt = client
         .get_receipt(GetReceiptRequest {
             partner_code: args.partner.clone(),

@@ -3,13 +3,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
-use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
-
-use super::channel;
-use crate::cli::{Endpoints, Service, SubmitArgs};
+use crate::cli::{Endpoints, SubmitArgs};
 use crate::records::Format;
 use crate::submit::{SubmitOptions, default_prefix, submit};
+use anyhow::{Result, bail};
 
 /// The options the command line asks for.
 pub fn options(args: &SubmitArgs) -> Result<SubmitOptions> {
@@ -49,7 +46,7 @@ pub async fn run(endpoints: &Endpoints, args: &SubmitArgs) -> Result<ExitCode> {
         timeout_secs: args.chunk_timeout_secs,
         ..endpoints.clone()
     };
-    let client = IndicatorIngestClient::new(channel(&endpoints, Service::Ingest).await?);
+    let client = super::ingest(&endpoints).await?;
     let report = submit(client, &options).await?;
     print!("{report}");
     Ok(report.exit_code())
