@@ -385,6 +385,7 @@ impl Escalations<'_> {
     fn subject(&self, facts: &Facts<'_>, detail: String) -> alerting::IndicatorBreach {
         let observation = facts.observation;
         let indicator = &observation.indicator;
+        let (outcome, priority) = self.reference.outcome_and_priority(&indicator.code);
         alerting::IndicatorBreach {
             indicator_code: indicator.code.clone(),
             indicator_name: indicator.name.clone(),
@@ -403,6 +404,14 @@ impl Escalations<'_> {
             detail,
             direction_vs_previous: facts.direction.0 as i32,
             direction_vs_baseline: facts.direction.1 as i32,
+            locality_lineage: self
+                .reference
+                .lineage(&observation.locality_code, observation.period.starts_on())
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            outcome_code: outcome.to_owned(),
+            priority_code: priority.to_owned(),
         }
     }
 }

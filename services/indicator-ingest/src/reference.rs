@@ -39,6 +39,8 @@ pub struct Reference {
     targets: HashMap<String, Vec<TargetRow>>,
     /// Keyed by (indicator, year, number).
     locks: HashMap<(String, i32, i32), PeriodLock>,
+    /// Per indicator, its outcome and priority codes ("" when none).
+    framework: HashMap<String, (String, String)>,
 }
 
 impl Reference {
@@ -74,6 +76,13 @@ impl Reference {
                 .iter()
                 .any(|l| places.contains(*l)),
         }
+    }
+
+    /// The indicator's outcome and priority codes ("" when it has none).
+    pub fn outcome_and_priority(&self, indicator: &str) -> (&str, &str) {
+        self.framework
+            .get(indicator)
+            .map_or(("", ""), |(o, p)| (o.as_str(), p.as_str()))
     }
 
     pub fn lock(&self, indicator: &str, period: Period) -> Option<&PeriodLock> {
@@ -251,6 +260,14 @@ async fn load(conn: &mut PgConnection, generation: i64) -> Result<Reference, sql
         });
     }
     let locks = store::period_locks(conn, &codes).await?;
+    let framework: HashMap<String, (String, String)> = sqlx::query_as::<_, (String, String, String)>(
+        "SELECT code, outcome_code, priority_code FROM indicator",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(code, outcome, priority)| (code, (outcome, priority)))
+    .collect();
     Ok(Reference {
         generation,
         indicators,
@@ -262,5 +279,6 @@ async fn load(conn: &mut PgConnection, generation: i64) -> Result<Reference, sql
         ever_children,
         targets,
         locks,
+        framework,
     })
 }
