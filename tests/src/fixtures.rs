@@ -140,5 +140,6 @@ fn staff(code: &str, name: &str, email: &str, partner: &str) -> notifications::S
         name: name.into(),
         email: email.into(),
         partner_code: partner.into(),
+        ..Default::default()
     }
 }

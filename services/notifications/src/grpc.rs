@@ -101,5 +101,6 @@ fn to_proto(row: DeliveryRecord) -> pb::Delivery {
         last_error: row.last_error.unwrap_or_default(),
         created_at: Some(timestamp(row.created_at)),
         sent_at: row.sent_at.map(timestamp),
+        covering_for: row.covering_for.unwrap_or_default(),
     }
 }

@@ -2,9 +2,12 @@
 //! transaction, so the alert, the queued emails and the processed message id commit together; sending is
 //! left to the delivery worker, so a slow mail relay never holds up the bus.
 
+use std::collections::HashMap;
+
 use sqlx::PgConnection;
 use trust_runtime::{Delivery, HandlerError, MessageHandler};
 
+use crate::domain::cover::{self, Answering};
 use crate::domain::{self, Escalation, EventKind, Transition};
 use crate::store;
 
@@ -47,17 +50,39 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
     }
     store::upsert_alert(conn, event).await?;
 
-    let mut staff_codes = Vec::new();
+    // Who hears of it, and for whom each is covering.
+    let mut answering: Vec<Answering> = Vec::new();
     if event.kind() == EventKind::Resolved {
-        // Tell the people who were told it was raised that it has cleared.
-        staff_codes = store::raised_recipients(conn, event.dedup_key(), event.occurrence_id()).await?;
+        // Tell the people who were told it was raised (covers included) that it has cleared.
+        answering = store::raised_recipients(conn, event.dedup_key(), event.occurrence_id())
+            .await?
+            .into_iter()
+            .map(|staff_code| Answering {
+                staff_code,
+                covering_for: None,
+            })
+            .collect();
     }
-    if staff_codes.is_empty() {
-        // A raise, or a resolution whose raise reached nobody here: whoever is responsible now.
+    if answering.is_empty() {
+        // A raise, or a resolution whose raise reached nobody here: whoever is responsible now, or their
+        // cover when they are away.
         let candidates =
             store::candidate_responsibilities(conn, event.indicator_code(), event.locality_code()).await?;
-        staff_codes = domain::select_recipients(&candidates, event.indicator_code(), event.locality_code());
+        let responsible =
+            domain::select_recipients(&candidates, event.indicator_code(), event.locality_code());
+        let presence = store::presence(conn).await?;
+        for staff_code in responsible {
+            let who = cover::who_answers(&staff_code, &presence);
+            if !answering.iter().any(|a| a.staff_code == who.staff_code) {
+                answering.push(who);
+            }
+        }
     }
+    let staff_codes: Vec<String> = answering.iter().map(|a| a.staff_code.clone()).collect();
+    let covering_for: HashMap<String, String> = answering
+        .into_iter()
+        .filter_map(|a| a.covering_for.map(|away| (a.staff_code, away)))
+        .collect();
     let recipients = store::staff_contacts(conn, &staff_codes).await?;
     if recipients.is_empty() {
         // The alert is recorded all the same (and listed by operators). Issue 4 adds a default route so an
@@ -73,7 +98,7 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
         return Ok(0);
     }
     let email = domain::render(event);
-    let queued = store::queue_deliveries(conn, event, &recipients, &email).await?;
+    let queued = store::queue_deliveries(conn, event, &recipients, &covering_for, &email).await?;
     tracing::info!(
         dedup_key = event.dedup_key(),
         occurrence_id = event.occurrence_id(),

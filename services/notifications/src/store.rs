@@ -1,6 +1,7 @@
 //! SQL for notifications' schema: the staff directory, alerts, and the delivery queue. Functions take a
 //! connection so callers decide the transaction (the consumer's, the worker's claim, a gRPC call's).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
@@ -8,6 +9,7 @@ use time::OffsetDateTime;
 use trust_proto::notifications::v1::StaffDirectory;
 use uuid::Uuid;
 
+use crate::domain::cover::Presence;
 use crate::domain::{AlertState, CurrentAlert, Email, Escalation, EventKind, Responsibility};
 
 /// The alert for `dedup_key`, locked until the transaction ends so two events for it apply one at a time.
@@ -115,6 +117,18 @@ pub async fn raised_recipients(
     .await
 }
 
+/// Who is away and who covers for them, for every person in the directory.
+pub async fn presence(conn: &mut PgConnection) -> Result<HashMap<String, Presence>, sqlx::Error> {
+    let rows: Vec<(String, bool, Option<String>)> =
+        sqlx::query_as("SELECT code, away, cover_staff_code FROM staff")
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(code, away, cover)| (code, Presence { away, cover }))
+        .collect())
+}
+
 /// Someone an email can go to.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StaffContact {
@@ -140,6 +154,7 @@ pub async fn queue_deliveries(
     conn: &mut PgConnection,
     event: &Escalation,
     recipients: &[StaffContact],
+    covering_for: &HashMap<String, String>,
     email: &Email,
 ) -> Result<u64, sqlx::Error> {
     if recipients.is_empty() {
@@ -148,15 +163,21 @@ pub async fn queue_deliveries(
     let ids: Vec<Uuid> = recipients.iter().map(|_| Uuid::now_v7()).collect();
     let codes: Vec<&str> = recipients.iter().map(|r| r.code.as_str()).collect();
     let addresses: Vec<&str> = recipients.iter().map(|r| r.email.as_str()).collect();
+    let covering: Vec<Option<&str>> = recipients
+        .iter()
+        .map(|r| covering_for.get(&r.code).map(String::as_str))
+        .collect();
     let result = sqlx::query(
-        "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text) \
-         SELECT r.id, $4, $5, $6, r.staff_code, r.email, $7, $8 \
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS r (id, staff_code, email) \
+        "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, \
+         covering_for) \
+         SELECT r.id, $5, $6, $7, r.staff_code, r.email, $8, $9, r.covering_for \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r (id, staff_code, email, covering_for) \
          ON CONFLICT (occurrence_id, event, staff_code) DO NOTHING",
     )
     .bind(&ids)
     .bind(&codes)
     .bind(&addresses)
+    .bind(&covering)
     .bind(event.dedup_key())
     .bind(event.occurrence_id())
     .bind(event.kind().as_str())
@@ -259,16 +280,43 @@ pub async fn replace_directory(
     let names: Vec<&str> = directory.staff.iter().map(|s| s.name.as_str()).collect();
     let emails: Vec<&str> = directory.staff.iter().map(|s| s.email.as_str()).collect();
     let partners: Vec<&str> = directory.staff.iter().map(|s| s.partner_code.as_str()).collect();
+    // Arrays of arrays cannot be unnested row by row, so roles and localities travel as JSON.
+    let roles: Vec<String> = directory
+        .staff
+        .iter()
+        .map(|s| serde_json::to_string(&s.roles))
+        .collect::<Result<_, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let localities: Vec<String> = directory
+        .staff
+        .iter()
+        .map(|s| serde_json::to_string(&s.localities))
+        .collect::<Result<_, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let away: Vec<bool> = directory.staff.iter().map(|s| s.away).collect();
+    let covers: Vec<Option<&str>> = directory
+        .staff
+        .iter()
+        .map(|s| Some(s.cover_staff_code.trim()).filter(|c| !c.is_empty()))
+        .collect();
     let staff = sqlx::query(
-        "INSERT INTO staff (code, name, email, partner_code) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) \
+        "INSERT INTO staff (code, name, email, partner_code, roles, localities, away, cover_staff_code) \
+         SELECT c, n, e, p, ARRAY(SELECT jsonb_array_elements_text(r::jsonb)), \
+                ARRAY(SELECT jsonb_array_elements_text(l::jsonb)), a, cv \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], \
+                     $8::text[]) AS s (c, n, e, p, r, l, a, cv) \
          ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, \
-             partner_code = EXCLUDED.partner_code, updated_at = now()",
+             partner_code = EXCLUDED.partner_code, roles = EXCLUDED.roles, localities = EXCLUDED.localities, \
+             away = EXCLUDED.away, cover_staff_code = EXCLUDED.cover_staff_code, updated_at = now()",
     )
     .bind(&codes)
     .bind(&names)
     .bind(&emails)
     .bind(&partners)
+    .bind(&roles)
+    .bind(&localities)
+    .bind(&away)
+    .bind(&covers)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -319,6 +367,7 @@ pub struct DeliveryRecord {
     pub last_error: Option<String>,
     pub created_at: OffsetDateTime,
     pub sent_at: Option<OffsetDateTime>,
+    pub covering_for: Option<String>,
 }
 
 /// Newest first; every alert when `dedup_key` is empty.
@@ -329,7 +378,7 @@ pub async fn list_deliveries(
 ) -> Result<Vec<DeliveryRecord>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, dedup_key, occurrence_id, event, staff_code, email, state, attempts, last_error, \
-                created_at, sent_at \
+                created_at, sent_at, covering_for \
          FROM delivery WHERE ($1 = '' OR dedup_key = $1) ORDER BY created_at DESC, id DESC LIMIT $2",
     )
     .bind(dedup_key)

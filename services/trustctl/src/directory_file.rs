@@ -8,6 +8,10 @@
 //! name = "Locality Enabler, East North East"
 //! email = "enabler.ene@example.org"
 //! partner = "council"
+//! roles = ["locality_enabler"]        # optional
+//! localities = ["AREA_EAST_NORTH_EAST"] # optional: where the roles apply (default: the whole city)
+//! away = true                         # optional: on leave; alerts go to the cover instead
+//! cover = "head-targeted"             # required when away
 //!
 //! # Empty scope matches anything; the most specific match wins: indicator and locality, then indicator,
 //! # then locality, then the default with neither.
@@ -43,6 +47,13 @@ struct StaffEntry {
     name: String,
     email: String,
     partner: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    localities: Vec<String>,
+    #[serde(default)]
+    away: bool,
+    cover: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,12 +115,38 @@ impl DirectoryFile {
             if !seen.insert(member.code.clone()) {
                 bail!("{entry} is listed more than once");
             }
+            for role in &member.roles {
+                check_code(&entry, "roles", role)?;
+            }
+            for locality in &member.localities {
+                check_code(&entry, "localities", locality)?;
+            }
+            let cover = optional_code(&entry, "cover", member.cover, "no cover")?;
+            if member.away && cover.is_empty() {
+                bail!("{entry}: away = true needs cover = \"<staff code>\", who answers while they are away");
+            }
+            if cover == member.code {
+                bail!("{entry}: cover cannot be the person themselves");
+            }
             directory.staff.push(pb::StaffMember {
                 code: member.code,
                 name: member.name,
                 email: member.email,
                 partner_code: member.partner,
+                roles: member.roles,
+                localities: member.localities,
+                away: member.away,
+                cover_staff_code: cover,
             });
+        }
+        for member in &directory.staff {
+            if !member.cover_staff_code.is_empty() && !seen.contains(&member.cover_staff_code) {
+                bail!(
+                    "staff {}: cover {:?} is not a staff member in this file",
+                    member.code,
+                    member.cover_staff_code
+                );
+            }
         }
 
         let mut scopes = BTreeSet::new();
@@ -139,9 +176,24 @@ pub fn summary(directory: &pb::StaffDirectory) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "staff ({}):", directory.staff.len());
     for s in &directory.staff {
+        let roles = if s.roles.is_empty() {
+            String::new()
+        } else {
+            format!(" roles {}", s.roles.join(", "))
+        };
+        let places = if s.localities.is_empty() {
+            String::new()
+        } else {
+            format!(" in {}", s.localities.join(", "))
+        };
+        let away = if s.away {
+            format!(" AWAY, covered by {}", s.cover_staff_code)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  {:<16} {} <{}> ({})",
+            "  {:<16} {} <{}> ({}){roles}{places}{away}",
             s.code, s.name, s.email, s.partner_code
         );
     }
@@ -276,5 +328,37 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("no default responsibility"), "{summary}");
+    }
+
+    #[test]
+    fn roles_localities_and_cover_are_read_and_an_away_person_needs_a_cover_in_the_file() {
+        let staff = |extra: &str| {
+            format!(
+                "[[staff]]\ncode = \"enabler\"\nname = \"Enabler\"\nemail = \"enabler@example.org\"\n\
+                 partner = \"council\"\n{extra}\n\
+                 [[staff]]\ncode = \"deputy\"\nname = \"Deputy\"\nemail = \"deputy@example.org\"\n\
+                 partner = \"council\"\n"
+            )
+        };
+        let directory = parse(&staff(
+            "roles = [\"locality_enabler\"]\nlocalities = [\"AREA_EAST\"]\naway = true\ncover = \"deputy\"",
+        ))
+        .expect("parses");
+        let enabler = &directory.staff[0];
+        assert_eq!(enabler.roles, vec!["locality_enabler"]);
+        assert_eq!(enabler.localities, vec!["AREA_EAST"]);
+        assert!(enabler.away);
+        assert_eq!(enabler.cover_staff_code, "deputy");
+
+        let err = format!("{:#}", parse(&staff("away = true")).unwrap_err());
+        assert!(err.contains("away = true needs cover"), "{err}");
+        let err = format!(
+            "{:#}",
+            parse(&staff("away = true\ncover = \"nobody\"")).unwrap_err()
+        );
+        assert!(
+            err.contains("cover \"nobody\" is not a staff member in this file"),
+            "{err}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Whether a staff directory can be accepted: every person has a code and an address mail can go to, and
-//! every responsibility names a person. Checked before anything is stored, so a bad directory changes
+//! Whether a staff directory can be accepted: every person has a code and an address mail can go to, an
+//! away person names a cover who is in the directory (and not a circle of people all away), and every
+//! responsibility names a person. Checked before anything is stored, so a bad directory changes
 //! nothing.
 
 use std::collections::HashSet;
@@ -48,6 +49,51 @@ pub fn validate_directory(
             )));
         }
     }
+    for staff in &directory.staff {
+        let code = staff.code.as_str();
+        let cover = staff.cover_staff_code.trim();
+        if cover == code {
+            return Err(invalid(format!(
+                "staff {code:?}: cover_staff_code cannot be the person themselves"
+            )));
+        }
+        if !cover.is_empty() && !codes.contains(cover) && !is_known_staff(cover) {
+            return Err(invalid(format!(
+                "staff {code:?}: cover_staff_code {cover:?} is not in the staff directory"
+            )));
+        }
+        if staff.away && cover.is_empty() {
+            return Err(invalid(format!(
+                "staff {code:?}: away with no cover_staff_code; name who answers while they are away"
+            )));
+        }
+        if let Some(role) = staff
+            .roles
+            .iter()
+            .find(|r| r.trim().is_empty() || r.trim() != r.as_str())
+        {
+            return Err(invalid(format!(
+                "staff {code:?}: role {role:?} is empty or has spaces around it"
+            )));
+        }
+    }
+    // Nobody may be covered only by people who are all away, round in a circle.
+    for staff in directory.staff.iter().filter(|s| s.away) {
+        let mut seen = vec![staff.code.as_str()];
+        let mut next = staff.cover_staff_code.trim();
+        while let Some(cover) = directory.staff.iter().find(|s| s.code == next && s.away) {
+            if seen.contains(&cover.code.as_str()) {
+                return Err(invalid(format!(
+                    "staff {:?}: cover goes round in a circle of people who are all away ({} -> {})",
+                    staff.code,
+                    seen.join(" -> "),
+                    cover.code
+                )));
+            }
+            seen.push(cover.code.as_str());
+            next = cover.cover_staff_code.trim();
+        }
+    }
     for (index, responsibility) in directory.responsibilities.iter().enumerate() {
         let code = responsibility.staff_code.as_str();
         if code.is_empty() {
@@ -92,7 +138,47 @@ mod tests {
             name: format!("{code} person"),
             email: email.into(),
             partner_code: "council".into(),
+            ..Default::default()
         }
+    }
+
+    fn away(code: &str, cover: &str) -> StaffMember {
+        StaffMember {
+            away: true,
+            cover_staff_code: cover.into(),
+            ..staff(code, &format!("{code}@example.org"))
+        }
+    }
+
+    #[test]
+    fn an_away_person_must_name_a_cover_in_the_directory_and_not_a_circle() {
+        let check = |members: Vec<StaffMember>| {
+            validate_directory(
+                &StaffDirectory {
+                    staff: members,
+                    responsibilities: vec![],
+                },
+                nobody,
+            )
+        };
+        assert_eq!(check(vec![away("a", "b"), staff("b", "b@example.org")]), Ok(()));
+        let no_cover = check(vec![away("a", "")]).unwrap_err();
+        assert!(
+            no_cover.reason.contains("away with no cover_staff_code"),
+            "{no_cover}"
+        );
+        let unknown = check(vec![away("a", "zz")]).unwrap_err();
+        assert!(
+            unknown.reason.contains("\"zz\" is not in the staff directory"),
+            "{unknown}"
+        );
+        let circle = check(vec![away("a", "b"), away("b", "a")]).unwrap_err();
+        assert!(circle.reason.contains("round in a circle"), "{circle}");
+        let selfish = check(vec![away("a", "a")]).unwrap_err();
+        assert!(
+            selfish.reason.contains("cannot be the person themselves"),
+            "{selfish}"
+        );
     }
 
     fn resp(staff_code: &str) -> Responsibility {

@@ -4,6 +4,7 @@
 //! adapters (store, receiver, delivery worker, gRPC) only move data in and out of these.
 
 pub mod calendar;
+pub mod cover;
 pub mod directory;
 pub mod event;
 pub mod ladder;

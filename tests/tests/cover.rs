@@ -1,0 +1,165 @@
+//! Cover for an absent person: an escalation for someone who is away goes to the cover they named (and
+//! on along the chain while covers are away too), is recorded as covering for them, and its resolution goes
+//! to whoever was told.
+
+use std::time::Duration;
+
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+use trust_e2e::fixtures::{EAST, NEET};
+use trust_e2e::smtp::SmtpSink;
+use trust_e2e::{TestEnv, eventually};
+use trust_proto::alerting::v1 as alerting;
+use trust_proto::notifications::v1 as notify;
+use trust_proto::notifications::v1::notifications_client::NotificationsClient;
+
+fn member(code: &str, email: &str, away: bool, cover: &str) -> notify::StaffMember {
+    notify::StaffMember {
+        code: code.into(),
+        name: format!("{code} (test)"),
+        email: email.into(),
+        partner_code: "council".into(),
+        roles: vec!["locality_enabler".into()],
+        away,
+        cover_staff_code: cover.into(),
+        ..Default::default()
+    }
+}
+
+async fn publish(env: &TestEnv, subject: &str, message_id: &str, payload: Vec<u8>) {
+    let js = async_nats::jetstream::new(env.nats().await);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", message_id);
+    js.publish_with_headers(env.subject(subject), headers, payload.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+}
+
+fn breach() -> alerting::IndicatorBreach {
+    alerting::IndicatorBreach {
+        indicator_code: NEET.into(),
+        indicator_name: "NEET 16-18".into(),
+        locality_code: EAST.into(),
+        locality_name: "East Leeds".into(),
+        period_label: "2026-Q2".into(),
+        value: 9.4,
+        target: 8.0,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn an_escalation_for_an_away_person_goes_to_their_cover_and_its_resolution_too() {
+    let env = TestEnv::new().await;
+    let smtp = SmtpSink::start().await;
+    let config: notifications::NotificationsConfig = env
+        .loader(notifications::DEFAULTS, "trust_notifications")
+        .set("smtp.host", "127.0.0.1")
+        .set("smtp.port", i64::from(smtp.port))
+        .set("smtp.tls", "none")
+        .set("delivery.poll_interval_ms", 100_i64)
+        .load()
+        .expect("notifications config");
+    let running = notifications::start(config, CancellationToken::new())
+        .await
+        .expect("notifications");
+    let mut client = NotificationsClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .expect("connect");
+    // The East enabler is away; the deputy covering is away too; the head of service covers the deputy.
+    client
+        .put_staff_directory(notify::StaffDirectory {
+            staff: vec![
+                member("east-enabler", "enabler@example.org", true, "east-deputy"),
+                member("east-deputy", "deputy@example.org", true, "head-of-service"),
+                member("head-of-service", "head@example.org", false, ""),
+            ],
+            responsibilities: vec![notify::Responsibility {
+                staff_code: "east-enabler".into(),
+                indicator_code: NEET.into(),
+                locality_code: EAST.into(),
+            }],
+        })
+        .await
+        .expect("directory");
+
+    let key = format!("ingest/target-breach/{NEET}/{EAST}");
+    let raised = alerting::EscalationRaised {
+        dedup_key: key.clone(),
+        occurrence_id: "occ-cover-1".into(),
+        source: "indicator-ingest".into(),
+        rule: "target-breach".into(),
+        severity: alerting::Severity::Critical as i32,
+        summary: "NEET in East Leeds needs attention".into(),
+        subject: Some(alerting::escalation_raised::Subject::Indicator(breach())),
+        ..Default::default()
+    };
+    publish(
+        &env,
+        "ingest.escalation.raised",
+        "raise-1",
+        raised.encode_to_vec(),
+    )
+    .await;
+    let email = eventually(Duration::from_secs(20), "the email to the cover", || {
+        let messages = smtp.messages();
+        async move { messages.into_iter().next() }
+    })
+    .await;
+    assert!(email.contains("head@example.org"), "{email}");
+    assert!(!email.contains("enabler@example.org") && !email.contains("deputy@example.org"));
+
+    let list = |client: &mut NotificationsClient<tonic::transport::Channel>| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_deliveries(notify::ListDeliveriesRequest::default())
+                .await
+                .expect("list")
+                .into_inner()
+                .deliveries
+        }
+    };
+    let deliveries = list(&mut client).await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0].staff_code, "head-of-service");
+    assert_eq!(deliveries[0].covering_for, "east-enabler");
+
+    let resolved = alerting::EscalationResolved {
+        dedup_key: key,
+        occurrence_id: "occ-cover-1".into(),
+        source: "indicator-ingest".into(),
+        rule: "target-breach".into(),
+        summary: "NEET in East Leeds has recovered".into(),
+        subject: Some(alerting::escalation_resolved::Subject::Indicator(breach())),
+        ..Default::default()
+    };
+    publish(
+        &env,
+        "ingest.escalation.resolved",
+        "resolve-1",
+        resolved.encode_to_vec(),
+    )
+    .await;
+    let deliveries = eventually(Duration::from_secs(20), "the resolution's delivery", || {
+        let mut client = client.clone();
+        async move {
+            let deliveries = list(&mut client).await;
+            (deliveries.len() == 2).then_some(deliveries)
+        }
+    })
+    .await;
+    let resolution = deliveries
+        .iter()
+        .find(|d| d.event == "resolved")
+        .expect("a resolution delivery");
+    assert_eq!(
+        resolution.staff_code, "head-of-service",
+        "whoever was told hears it cleared"
+    );
+    running.stop().await.expect("clean stop");
+    smtp.stop().await;
+    env.cleanup().await;
+}
