@@ -79,6 +79,17 @@ pub trait MessageHandler: Send + Sync + 'static {
         delivery: &'a Delivery<'a>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
 
+    /// A message is being parked in the dead-letter table (`conn` is the parking transaction): a handler
+    /// may record that someone must hear of it. An error here is logged and the message parked anyway.
+    fn on_parked<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        parked: &'a ParkedMessage<'a>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        let _ = (conn, parked);
+        async { Ok(()) }
+    }
+
     /// Apply several messages, in order, in one transaction (see `consumer.group_max`). An error fails the
     /// whole group: the consumer rolls it back and applies each message alone, so a handler may apply a
     /// group set-wise. The default applies them one after another.
@@ -397,7 +408,7 @@ impl<H: MessageHandler> IdempotentConsumer<H> {
                     deliveries: delivered,
                     error: &reason,
                 };
-                match dead_letter::park(&self.pool, &parked).await {
+                match self.park(&parked).await {
                     Ok(()) => {
                         metrics::counter!("consumer_messages_total", "consumer" => self.spec.durable, "outcome" => "parked").increment(1);
                         tracing::error!(%reason, "message parked in the dead-letter table");
@@ -432,6 +443,21 @@ impl<H: MessageHandler> IdempotentConsumer<H> {
         self.handler.handle(&mut tx, delivery).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Park the message and let the handler react in the same transaction; if its reaction fails, park
+    /// the message alone rather than not at all.
+    async fn park(&self, parked: &ParkedMessage<'_>) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        dead_letter::park_in(&mut tx, parked).await?;
+        match self.handler.on_parked(&mut tx, parked).await {
+            Ok(()) => tx.commit().await,
+            Err(err) => {
+                tracing::error!(error = %err, "reacting to a parked message failed; parking it alone");
+                tx.rollback().await?;
+                dead_letter::park(&self.pool, parked).await
+            }
+        }
     }
 
     async fn settle(&self, message: &jetstream::Message, outcome: &Outcome) {

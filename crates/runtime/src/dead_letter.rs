@@ -57,6 +57,12 @@ struct ParkedRow {
 }
 
 pub async fn park(pool: &PgPool, message: &ParkedMessage<'_>) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    park_in(&mut conn, message).await
+}
+
+/// [`park`] inside the caller's transaction.
+pub async fn park_in(conn: &mut sqlx::PgConnection, message: &ParkedMessage<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO dead_letter (consumer, stream, stream_sequence, subject, message_id, headers, payload, \
          deliveries, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -72,7 +78,7 @@ pub async fn park(pool: &PgPool, message: &ParkedMessage<'_>) -> Result<(), sqlx
     .bind(message.payload)
     .bind(i32::try_from(message.deliveries).unwrap_or(i32::MAX))
     .bind(message.error)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 
 use sqlx::PgConnection;
+use trust_proto::alerting::v1::{EscalationRaised, Severity};
+use trust_runtime::dead_letter::ParkedMessage;
 use trust_runtime::{Delivery, HandlerError, MessageHandler};
 
 use crate::domain::cover::{self, Answering};
@@ -21,7 +23,43 @@ impl EscalationReceiver {
     }
 }
 
+/// The rule of the alert notifications raises about an escalation event it had to park.
+pub const UNPROCESSABLE_EVENT_RULE: &str = "unprocessable-event";
+
+/// An alert about a parked event, for the default route's owners: the event itself reached nobody.
+fn alert_about_parked(parked: &ParkedMessage<'_>) -> Escalation {
+    Escalation::Raised(EscalationRaised {
+        dedup_key: format!("notifications/{UNPROCESSABLE_EVENT_RULE}/{}", parked.message_id),
+        occurrence_id: format!("parked/{}", parked.message_id),
+        source: crate::SERVICE.to_owned(),
+        rule: UNPROCESSABLE_EVENT_RULE.to_owned(),
+        severity: Severity::Warning as i32,
+        summary: format!(
+            "An escalation event on {} (message {}) could not be processed and was parked in the dead-letter \
+             table, so whoever it was meant for has not been told: {}. Fix the sender, then replay it with \
+             `trustctl dead-letters`.",
+            parked.subject, parked.message_id, parked.error
+        ),
+        raised_at: None,
+        subject: None,
+    })
+}
+
 impl MessageHandler for EscalationReceiver {
+    async fn on_parked<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        parked: &'a ParkedMessage<'a>,
+    ) -> Result<(), HandlerError> {
+        let queued = apply(conn, &alert_about_parked(parked)).await?;
+        tracing::warn!(
+            message_id = parked.message_id,
+            queued,
+            "escalation event parked; the default route's owners are told"
+        );
+        Ok(())
+    }
+
     async fn handle<'a>(
         &'a self,
         conn: &'a mut PgConnection,

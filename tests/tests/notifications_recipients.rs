@@ -1,6 +1,6 @@
-//! Cover for an absent person: an escalation for someone who is away goes to the cover they named (and
-//! on along the chain while covers are away too), is recorded as covering for them, and its resolution goes
-//! to whoever was told.
+//! Who hears of an escalation beyond the person responsible: the cover of someone away (and on along the
+//! chain while covers are away too), recorded as covering for them, with the resolution going to whoever
+//! was told; and the default route's owners, for an event that cannot be processed at all.
 
 use std::time::Duration;
 
@@ -50,10 +50,7 @@ fn breach() -> alerting::IndicatorBreach {
     }
 }
 
-#[tokio::test]
-async fn an_escalation_for_an_away_person_goes_to_their_cover_and_its_resolution_too() {
-    let env = TestEnv::new().await;
-    let smtp = SmtpSink::start().await;
+async fn start_notifications(env: &TestEnv, smtp: &SmtpSink) -> trust_runtime::RunningService {
     let config: notifications::NotificationsConfig = env
         .loader(notifications::DEFAULTS, "trust_notifications")
         .set("smtp.host", "127.0.0.1")
@@ -62,9 +59,16 @@ async fn an_escalation_for_an_away_person_goes_to_their_cover_and_its_resolution
         .set("delivery.poll_interval_ms", 100_i64)
         .load()
         .expect("notifications config");
-    let running = notifications::start(config, CancellationToken::new())
+    notifications::start(config, CancellationToken::new())
         .await
-        .expect("notifications");
+        .expect("notifications")
+}
+
+#[tokio::test]
+async fn an_escalation_for_an_away_person_goes_to_their_cover_and_its_resolution_too() {
+    let env = TestEnv::new().await;
+    let smtp = SmtpSink::start().await;
+    let running = start_notifications(&env, &smtp).await;
     let mut client = NotificationsClient::connect(format!("http://{}", running.grpc_addr))
         .await
         .expect("connect");
@@ -159,6 +163,60 @@ async fn an_escalation_for_an_away_person_goes_to_their_cover_and_its_resolution
         resolution.staff_code, "head-of-service",
         "whoever was told hears it cleared"
     );
+    running.stop().await.expect("clean stop");
+    smtp.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_decoded_is_parked_and_its_alert_reaches_the_default_route() {
+    let env = TestEnv::new().await;
+    let smtp = SmtpSink::start().await;
+    let running = start_notifications(&env, &smtp).await;
+    let mut client = NotificationsClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .expect("connect");
+    // perf-lead holds the default responsibility (no indicator, no locality).
+    client
+        .put_staff_directory(trust_e2e::fixtures::directory())
+        .await
+        .expect("directory");
+
+    publish(
+        &env,
+        "ingest.escalation.raised",
+        "garbage-1",
+        vec![0xff, 0x01, 0x02],
+    )
+    .await;
+
+    let email = eventually(
+        Duration::from_secs(20),
+        "the alert about the parked event",
+        || {
+            let messages = smtp.messages();
+            async move { messages.into_iter().next() }
+        },
+    )
+    .await;
+    let email = trust_e2e::smtp::decode_quoted_printable(&email);
+    assert!(
+        email.contains("tom.price@example.org"),
+        "to the default route's owner:\n{email}"
+    );
+    assert!(email.contains("could not be processed"), "{email}");
+    assert!(email.contains("garbage-1"), "names the message:\n{email}");
+
+    // And the event itself is parked with its reason.
+    let pool = env.pool("trust_notifications", "notifications").await;
+    let (consumer, error): (String, String) =
+        sqlx::query_as("SELECT consumer, error FROM dead_letter WHERE message_id = 'garbage-1'")
+            .fetch_one(&pool)
+            .await
+            .expect("a dead letter");
+    assert_eq!(consumer, notifications::ESCALATIONS_CONSUMER.durable);
+    assert!(error.contains("cannot decode"), "{error}");
+    pool.close().await;
     running.stop().await.expect("clean stop");
     smtp.stop().await;
     env.cleanup().await;
