@@ -37,6 +37,16 @@ async fn publish(env: &TestEnv, subject: &str, message_id: &str, payload: Vec<u8
         .expect("ack");
 }
 
+/// The first email the sink received, decoded.
+async fn first_email(smtp: &SmtpSink, what: &str) -> String {
+    let email = eventually(Duration::from_secs(20), what, || {
+        let messages = smtp.messages();
+        async move { messages.into_iter().next() }
+    })
+    .await;
+    trust_e2e::smtp::decode_quoted_printable(&email)
+}
+
 fn breach() -> alerting::IndicatorBreach {
     alerting::IndicatorBreach {
         indicator_code: NEET.into(),
@@ -107,11 +117,7 @@ async fn an_escalation_for_an_away_person_goes_to_their_cover_and_its_resolution
         raised.encode_to_vec(),
     )
     .await;
-    let email = eventually(Duration::from_secs(20), "the email to the cover", || {
-        let messages = smtp.messages();
-        async move { messages.into_iter().next() }
-    })
-    .await;
+    let email = first_email(&smtp, "the email to the cover").await;
     assert!(email.contains("head@example.org"), "{email}");
     assert!(!email.contains("enabler@example.org") && !email.contains("deputy@example.org"));
 
@@ -190,16 +196,7 @@ async fn an_event_that_cannot_be_decoded_is_parked_and_its_alert_reaches_the_def
     )
     .await;
 
-    let email = eventually(
-        Duration::from_secs(20),
-        "the alert about the parked event",
-        || {
-            let messages = smtp.messages();
-            async move { messages.into_iter().next() }
-        },
-    )
-    .await;
-    let email = trust_e2e::smtp::decode_quoted_printable(&email);
+    let email = first_email(&smtp, "the alert about the parked event").await;
     assert!(
         email.contains("tom.price@example.org"),
         "to the default route's owner:\n{email}"

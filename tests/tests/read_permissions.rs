@@ -37,6 +37,24 @@ async fn store(client: &mut IngestClient, batch_id: &str, observations: Vec<pb::
     );
 }
 
+/// Connexions stores NEET in `neet_locality` and pct stores dental checks in East, both for 2026-Q1.
+async fn store_neet_and_dental(ingest: &Ingest, neet_locality: &str, neet: f64) {
+    let mut connexions = ingest.as_partner("connexions").await;
+    let mut pct = ingest.as_partner("pct").await;
+    store(
+        &mut connexions,
+        "neet",
+        vec![observation(NEET, neet_locality, quarter(2026, 1), neet)],
+    )
+    .await;
+    store(
+        &mut pct,
+        "dental",
+        vec![observation(LAC_DENTAL, EAST, quarter(2026, 1), 92.0)],
+    )
+    .await;
+}
+
 /// The refusal of a call: its code and message.
 fn refusal<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -> (Code, String) {
     let status = result.expect_err("the call is refused");
@@ -252,20 +270,8 @@ async fn a_partner_cannot_load_the_catalogue_or_approve_or_unlock_a_period() {
 #[tokio::test]
 async fn a_partner_reading_a_series_outside_its_read_permissions_is_refused_naming_it() {
     let mut ingest = Ingest::start().await;
-    let mut connexions = ingest.as_partner("connexions").await;
+    store_neet_and_dental(&ingest, EAST, 7.1).await;
     let mut pct = ingest.as_partner("pct").await;
-    store(
-        &mut connexions,
-        "neet",
-        vec![observation(NEET, EAST, quarter(2026, 1), 7.1)],
-    )
-    .await;
-    store(
-        &mut pct,
-        "dental",
-        vec![observation(LAC_DENTAL, EAST, quarter(2026, 1), 92.0)],
-    )
-    .await;
 
     // pct may submit (so read) dental checks, not NEET.
     assert_eq!(
@@ -469,20 +475,7 @@ async fn an_area_read_permission_covers_its_clusters_by_the_hierarchy_in_force()
 #[tokio::test]
 async fn an_operator_reads_everything() {
     let mut ingest = Ingest::start().await;
-    let mut connexions = ingest.as_partner("connexions").await;
-    let mut pct = ingest.as_partner("pct").await;
-    store(
-        &mut connexions,
-        "neet",
-        vec![observation(NEET, SOUTH, quarter(2026, 1), 5.5)],
-    )
-    .await;
-    store(
-        &mut pct,
-        "dental",
-        vec![observation(LAC_DENTAL, EAST, quarter(2026, 1), 92.0)],
-    )
-    .await;
+    store_neet_and_dental(&ingest, SOUTH, 5.5).await;
     let seen = cells(&board(&mut ingest.client, &[]).await.expect("operator board"));
     assert_eq!(seen, vec![pair(LAC_DENTAL, EAST), pair(NEET, SOUTH)]);
     assert_eq!(
