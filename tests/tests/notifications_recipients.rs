@@ -169,6 +169,26 @@ async fn an_escalation_for_an_away_person_goes_to_their_cover_and_its_resolution
         resolution.staff_code, "head-of-service",
         "whoever was told hears it cleared"
     );
+    // The alert is listed as resolved, with both deliveries of its occurrence.
+    let alerts = client
+        .list_alerts(notify::ListAlertsRequest::default())
+        .await
+        .expect("list alerts")
+        .into_inner()
+        .alerts;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].state, notify::AlertState::Resolved as i32);
+    assert_eq!((alerts[0].deliveries, alerts[0].failed_deliveries), (2, 0));
+    let firing = client
+        .list_alerts(notify::ListAlertsRequest {
+            state: notify::AlertState::Firing.into(),
+            limit: 0,
+        })
+        .await
+        .expect("list firing alerts")
+        .into_inner()
+        .alerts;
+    assert!(firing.is_empty(), "{firing:?}");
     running.stop().await.expect("clean stop");
     smtp.stop().await;
     env.cleanup().await;

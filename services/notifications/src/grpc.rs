@@ -1,4 +1,5 @@
-//! The `trust.notifications.v1.Notifications` API: loading the staff directory and listing deliveries.
+//! The `trust.notifications.v1.Notifications` API: loading the staff directory, listing alerts and
+//! deliveries.
 
 use std::collections::HashSet;
 
@@ -8,7 +9,7 @@ use trust_proto::notifications::v1 as pb;
 use trust_runtime::grpc::timestamp;
 
 use crate::domain::validate_directory;
-use crate::store::{self, DeliveryRecord};
+use crate::store::{self, AlertRecord, DeliveryRecord};
 
 const DEFAULT_LIST_LIMIT: u32 = 100;
 const MAX_LIST_LIMIT: u32 = 1000;
@@ -43,6 +44,8 @@ impl pb::notifications_server::Notifications for NotificationsApi {
             .responsibilities
             .iter()
             .map(|r| r.staff_code.clone())
+            .chain(directory.staff.iter().map(|s| s.cover_staff_code.clone()))
+            .filter(|code| !code.is_empty())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -64,21 +67,71 @@ impl pb::notifications_server::Notifications for NotificationsApi {
         }))
     }
 
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let request = request.into_inner();
+        let state = match pb::AlertState::try_from(request.state) {
+            Ok(pb::AlertState::Unspecified) => None,
+            Ok(pb::AlertState::Firing) => Some("firing"),
+            Ok(pb::AlertState::Resolved) => Some("resolved"),
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "state: {} is not a trust.notifications.v1.AlertState",
+                    request.state
+                )));
+            }
+        };
+        let rows = store::list_alerts(&self.pool, state, i64::from(list_limit(request.limit)))
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(pb::ListAlertsResponse {
+            alerts: rows.into_iter().map(alert_to_proto).collect(),
+        }))
+    }
+
     async fn list_deliveries(
         &self,
         request: Request<pb::ListDeliveriesRequest>,
     ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
         let request = request.into_inner();
-        let limit = match request.limit {
-            0 => DEFAULT_LIST_LIMIT,
-            n => n.min(MAX_LIST_LIMIT),
-        };
+        let limit = list_limit(request.limit);
         let rows = store::list_deliveries(&self.pool, &request.dedup_key, i64::from(limit))
             .await
             .map_err(internal)?;
         Ok(Response::new(pb::ListDeliveriesResponse {
             deliveries: rows.into_iter().map(to_proto).collect(),
         }))
+    }
+}
+
+fn list_limit(asked: u32) -> u32 {
+    match asked {
+        0 => DEFAULT_LIST_LIMIT,
+        n => n.min(MAX_LIST_LIMIT),
+    }
+}
+
+fn alert_to_proto(row: AlertRecord) -> pb::Alert {
+    let state = match row.state.as_str() {
+        "firing" => pb::AlertState::Firing,
+        "resolved" => pb::AlertState::Resolved,
+        _ => pb::AlertState::Unspecified,
+    };
+    pb::Alert {
+        dedup_key: row.dedup_key,
+        occurrence_id: row.occurrence_id,
+        state: state.into(),
+        source: row.source,
+        rule: row.rule,
+        summary: row.summary,
+        indicator_code: row.indicator_code,
+        locality_code: row.locality_code,
+        raised_at: row.raised_at.map(timestamp),
+        resolved_at: row.resolved_at.map(timestamp),
+        deliveries: u32::try_from(row.deliveries).unwrap_or(u32::MAX),
+        failed_deliveries: u32::try_from(row.failed_deliveries).unwrap_or(u32::MAX),
     }
 }
 

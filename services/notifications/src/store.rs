@@ -386,3 +386,41 @@ pub async fn list_deliveries(
     .fetch_all(pool)
     .await
 }
+
+/// An alert as listed to operators, with its current occurrence's delivery counts.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AlertRecord {
+    pub dedup_key: String,
+    pub occurrence_id: String,
+    pub state: String,
+    pub source: String,
+    pub rule: String,
+    pub summary: String,
+    pub indicator_code: String,
+    pub locality_code: String,
+    pub raised_at: Option<OffsetDateTime>,
+    pub resolved_at: Option<OffsetDateTime>,
+    pub deliveries: i64,
+    pub failed_deliveries: i64,
+}
+
+/// Most recently changed first; every state when `state` is None.
+pub async fn list_alerts(
+    pool: &PgPool,
+    state: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AlertRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.dedup_key, a.occurrence_id, a.state, a.source, a.rule, a.summary, a.indicator_code, \
+                a.locality_code, a.raised_at, a.resolved_at, \
+                (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id) AS deliveries, \
+                (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id \
+                   AND d.state = 'failed') AS failed_deliveries \
+         FROM alert a WHERE ($1::text IS NULL OR a.state = $1) \
+         ORDER BY a.updated_at DESC, a.dedup_key LIMIT $2",
+    )
+    .bind(state)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -145,6 +145,8 @@ pub enum Command {
     Approve(ApproveArgs),
     /// Reopen an approved period; who and why are kept in the audit log.
     Unlock(UnlockArgs),
+    /// Alerts in notifications (one per escalation key), most recently changed first.
+    Alerts(AlertsArgs),
     /// Messages a service's bus consumers gave up on.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLettersCommand),
@@ -437,6 +439,22 @@ pub struct UnlockArgs {
     /// Why it is reopened (kept in the audit log).
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// Only alerts in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<AlertStateArg>,
+    /// At most this many (the service caps it at 1,000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AlertStateArg {
+    Firing,
+    Resolved,
 }
 
 #[derive(Debug, Subcommand)]

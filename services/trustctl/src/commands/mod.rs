@@ -1,5 +1,6 @@
 //! One module per command; each returns the process's exit status or an error to report.
 
+pub mod alerts;
 pub mod approval;
 pub mod board;
 pub mod catalogue;
@@ -38,6 +39,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Series(args) => board::series(endpoints, args).await,
         Command::Approve(args) => approval::approve(endpoints, args).await,
         Command::Unlock(args) => approval::unlock(endpoints, args).await,
+        Command::Alerts(args) => alerts::list(endpoints, args).await,
         Command::DeadLetters(DeadLettersCommand::List { service, all }) => {
             dead_letters::list(endpoints, *service, *all).await
         }

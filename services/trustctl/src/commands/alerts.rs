@@ -1,0 +1,118 @@
+//! `trustctl alerts`: the alerts notifications holds, with their state and what was sent for them.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use trust_proto::notifications::v1::notifications_client::NotificationsClient;
+use trust_proto::notifications::v1::{Alert, AlertState, ListAlertsRequest};
+
+use super::{channel, status_error, timestamp};
+use crate::cli::{AlertStateArg, AlertsArgs, Endpoints, Service};
+
+pub async fn list(endpoints: &Endpoints, args: &AlertsArgs) -> Result<ExitCode> {
+    let state = match args.state {
+        None => AlertState::Unspecified,
+        Some(AlertStateArg::Firing) => AlertState::Firing,
+        Some(AlertStateArg::Resolved) => AlertState::Resolved,
+    };
+    let mut client = NotificationsClient::new(channel(endpoints, Service::Notifications).await?);
+    let alerts = client
+        .list_alerts(ListAlertsRequest {
+            state: state.into(),
+            limit: args.limit,
+        })
+        .await
+        .map_err(|status| status_error(Service::Notifications, "the alert list", &status))?
+        .into_inner()
+        .alerts;
+    if alerts.is_empty() {
+        println!(
+            "no alerts{}",
+            if args.state.is_some() {
+                " in that state"
+            } else {
+                ""
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", render(&alerts));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state_name(alert: &Alert) -> &'static str {
+    match AlertState::try_from(alert.state) {
+        Ok(AlertState::Firing) => "FIRING",
+        Ok(AlertState::Resolved) => "resolved",
+        _ => "?",
+    }
+}
+
+/// One line per alert (state, since when, key, deliveries) and its summary beneath.
+fn render(alerts: &[Alert]) -> String {
+    let key_width = alerts.iter().map(|a| a.dedup_key.len()).max().unwrap_or(0).max(3);
+    let mut out = format!(
+        "{:<8}  {:<20}  {:<key_width$}  DELIVERIES\n",
+        "STATE", "SINCE", "KEY"
+    );
+    for alert in alerts {
+        let since = match AlertState::try_from(alert.state) {
+            Ok(AlertState::Resolved) => alert.resolved_at.as_ref(),
+            _ => alert.raised_at.as_ref(),
+        };
+        let failed = if alert.failed_deliveries > 0 {
+            format!(" ({} failed)", alert.failed_deliveries)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "{:<8}  {:<20}  {:<key_width$}  {}{failed}\n",
+            state_name(alert),
+            timestamp(since.map(|t| t.seconds)),
+            alert.dedup_key,
+            alert.deliveries
+        ));
+        out.push_str(&format!(
+            "{:>10}{} ({}, {})\n",
+            "", alert.summary, alert.source, alert.rule
+        ));
+    }
+    out.push_str(&format!("{} alert(s)\n", alerts.len()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_alert_shows_its_state_key_deliveries_and_summary() {
+        let alerts = vec![
+            Alert {
+                dedup_key: "ingest/target-breach/NEET_16_18/AREA_EAST".into(),
+                state: AlertState::Firing.into(),
+                source: "indicator-ingest".into(),
+                rule: "target-breach".into(),
+                summary: "NEET in East Leeds needs attention".into(),
+                deliveries: 2,
+                failed_deliveries: 1,
+                ..Default::default()
+            },
+            Alert {
+                dedup_key: "ingest/spc-run/GCSE/CITY".into(),
+                state: AlertState::Resolved.into(),
+                summary: "GCSE has recovered".into(),
+                ..Default::default()
+            },
+        ];
+        let text = render(&alerts);
+        assert!(text.contains("FIRING"), "{text}");
+        assert!(
+            text.contains("ingest/target-breach/NEET_16_18/AREA_EAST  2 (1 failed)"),
+            "{text}"
+        );
+        assert!(text.contains("NEET in East Leeds needs attention (indicator-ingest, target-breach)"));
+        assert!(text.contains("resolved"), "{text}");
+        assert!(text.ends_with("2 alert(s)\n"), "{text}");
+    }
+}
