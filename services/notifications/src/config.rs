@@ -12,6 +12,19 @@ pub struct NotificationsConfig {
     pub platform: Settings,
     pub smtp: SmtpSettings,
     pub delivery: DeliverySettings,
+    pub escalation: EscalationSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EscalationSettings {
+    /// How often the scheduler looks for ladders whose next step is due.
+    pub tick_ms: u64,
+}
+
+impl EscalationSettings {
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms.max(10))
+    }
 }
 
 /// How the SMTP connection is protected.

@@ -8,6 +8,9 @@ use tonic::{Request, Response, Status};
 use trust_proto::notifications::v1 as pb;
 use trust_runtime::grpc::timestamp;
 
+use prost::Message;
+
+use crate::domain::routing_config::routing_from_proto;
 use crate::domain::validate_directory;
 use crate::store::{self, AlertRecord, DeliveryRecord};
 
@@ -67,6 +70,81 @@ impl pb::notifications_server::Notifications for NotificationsApi {
         }))
     }
 
+    async fn put_routing(
+        &self,
+        request: Request<pb::RoutingConfig>,
+    ) -> Result<Response<pb::PutRoutingResponse>, Status> {
+        let config = request.into_inner();
+        let routing = routing_from_proto(&config).map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        store::save_routing(&mut conn, &config.encode_to_vec())
+            .await
+            .map_err(internal)?;
+        tracing::info!(
+            policies = routing.policies.len(),
+            "routing configuration replaced"
+        );
+        Ok(Response::new(pb::PutRoutingResponse {
+            policies: u32::try_from(routing.policies.len()).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn get_routing(
+        &self,
+        _request: Request<pb::GetRoutingRequest>,
+    ) -> Result<Response<pb::RoutingConfig>, Status> {
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let stored = store::routing(&mut conn).await.map_err(internal)?;
+        let config = match stored {
+            None => pb::RoutingConfig::default(),
+            Some(bytes) => pb::RoutingConfig::decode(bytes.as_slice()).map_err(|e| {
+                Status::internal(format!("the stored routing configuration cannot be read: {e}"))
+            })?,
+        };
+        Ok(Response::new(config))
+    }
+
+    /// Record the acknowledgement and stop the alert's ladder, in one transaction.
+    async fn acknowledge_alert(
+        &self,
+        request: Request<pb::AcknowledgeAlertRequest>,
+    ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
+        let request = request.into_inner();
+        if request.by.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "by: say who acknowledges (it is kept with the alert)",
+            ));
+        }
+        let mut tx = self.pool.begin().await.map_err(internal)?;
+        let acknowledged = store::acknowledge_alert(&mut tx, &request.dedup_key, request.by.trim())
+            .await
+            .map_err(internal)?;
+        if !acknowledged {
+            return Err(Status::failed_precondition(format!(
+                "no firing alert {:?}: only a firing alert can be acknowledged",
+                request.dedup_key
+            )));
+        }
+        if let Some((occurrence, mut ladder)) = store::lock_ladder(&mut tx, &request.dedup_key)
+            .await
+            .map_err(internal)?
+        {
+            ladder.acknowledge(time::OffsetDateTime::now_utc());
+            store::save_ladder(&mut tx, &request.dedup_key, &occurrence, &ladder)
+                .await
+                .map_err(internal)?;
+        }
+        let alert = store::list_alerts(&mut tx, None, Some(&request.dedup_key), 1)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .next()
+            .map(alert_to_proto);
+        tx.commit().await.map_err(internal)?;
+        tracing::info!(dedup_key = %request.dedup_key, by = %request.by, "alert acknowledged");
+        Ok(Response::new(pb::AcknowledgeAlertResponse { alert }))
+    }
+
     async fn list_alerts(
         &self,
         request: Request<pb::ListAlertsRequest>,
@@ -83,7 +161,8 @@ impl pb::notifications_server::Notifications for NotificationsApi {
                 )));
             }
         };
-        let rows = store::list_alerts(&self.pool, state, i64::from(list_limit(request.limit)))
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let rows = store::list_alerts(&mut conn, state, None, i64::from(list_limit(request.limit)))
             .await
             .map_err(internal)?;
         Ok(Response::new(pb::ListAlertsResponse {
@@ -132,6 +211,8 @@ fn alert_to_proto(row: AlertRecord) -> pb::Alert {
         resolved_at: row.resolved_at.map(timestamp),
         deliveries: u32::try_from(row.deliveries).unwrap_or(u32::MAX),
         failed_deliveries: u32::try_from(row.failed_deliveries).unwrap_or(u32::MAX),
+        acknowledged_by: row.acknowledged_by.unwrap_or_default(),
+        acknowledged_at: row.acknowledged_at.map(timestamp),
     }
 }
 

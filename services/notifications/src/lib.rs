@@ -1,16 +1,19 @@
 //! notifications: escalations in, email out. "What happens to an escalation" is [`receiver::apply`]: the
 //! alert is recorded and one email per responsible person is queued in the consumer's transaction; the
-//! [`delivery`] worker then sends them through SMTP and records each outcome. Routing trees, escalation
-//! ladders, digests and silences come with issue 4.
+//! [`delivery`] worker then sends them through SMTP and records each outcome. With a routing configuration
+//! (`PutRouting`), a raise starts an escalation ladder that the [`ladder_scheduler`] climbs.
 
 mod config;
 pub mod delivery;
 pub mod domain;
 mod grpc;
+pub mod ladder_scheduler;
 pub mod receiver;
 pub mod store;
 
-pub use config::{DEFAULTS, DeliverySettings, NotificationsConfig, SmtpSettings, SmtpTls};
+pub use config::{
+    DEFAULTS, DeliverySettings, EscalationSettings, NotificationsConfig, SmtpSettings, SmtpTls,
+};
 
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +33,9 @@ pub const ESCALATIONS_CONSUMER: ConsumerSpec = ConsumerSpec {
     stream: ESCALATIONS,
     filter_subject: subjects::ALL_ESCALATIONS,
 };
+
+/// Name of the background task that climbs escalation ladders.
+pub const LADDER_SCHEDULER: &str = "ladder-scheduler";
 
 /// Name of the background task that sends queued emails.
 pub const DELIVERY_WORKER: &str = "email-delivery";
@@ -52,6 +58,8 @@ pub async fn start(
         &platform.settings.database.schema,
     );
     platform.spawn_worker(DELIVERY_WORKER, move |stop| worker.run(stop));
+    let scheduler = ladder_scheduler::LadderScheduler::new(platform.pool.clone(), config.escalation.tick());
+    platform.spawn_worker(LADDER_SCHEDULER, move |stop| scheduler.run(stop));
     let api = NotificationsApi::new(platform.pool.clone());
     platform
         .serve(

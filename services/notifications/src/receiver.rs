@@ -9,7 +9,14 @@ use trust_proto::alerting::v1::{EscalationRaised, Severity};
 use trust_runtime::dead_letter::ParkedMessage;
 use trust_runtime::{Delivery, HandlerError, MessageHandler};
 
+use prost::Message;
+use time::OffsetDateTime;
+use trust_proto::notifications::v1::RoutingConfig;
+
 use crate::domain::cover::{self, Answering};
+use crate::domain::ladder::{Channel, Ladder, Level, Policy, Stage, Target, Wait};
+use crate::domain::routing::{self, AlertFacts};
+use crate::domain::routing_config::{Routing, routing_from_proto};
 use crate::domain::{self, Escalation, EventKind, Transition};
 use crate::store;
 
@@ -72,8 +79,10 @@ impl MessageHandler for EscalationReceiver {
     }
 }
 
-/// Record the event on its alert and queue an email for each person to tell. Returns how many emails were
-/// newly queued (0 for a repeat of an event already handled).
+/// Record the event on its alert and tell people: on a raise, the first level of the escalation policy
+/// the routing tree gives it (or, with no routing configured, whoever is responsible), starting its ladder;
+/// on a resolution, everyone who was told, closing the ladder. Returns how many emails were newly queued
+/// (0 for a repeat of an event already handled).
 pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, sqlx::Error> {
     let current = store::lock_alert(conn, event.dedup_key()).await?;
     if let Transition::Stale(reason) = event.transition(current.as_ref()) {
@@ -87,12 +96,16 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
         return Ok(0);
     }
     store::upsert_alert(conn, event).await?;
+    let now = OffsetDateTime::now_utc();
+    let ladder = store::lock_ladder(conn, event.dedup_key()).await?;
 
-    // Who hears of it, and for whom each is covering.
-    let mut answering: Vec<Answering> = Vec::new();
     if event.kind() == EventKind::Resolved {
-        // Tell the people who were told it was raised (covers included) that it has cleared.
-        answering = store::raised_recipients(conn, event.dedup_key(), event.occurrence_id())
+        if let Some((occurrence, mut ladder)) = ladder {
+            ladder.resolve(now);
+            store::save_ladder(conn, event.dedup_key(), &occurrence, &ladder).await?;
+        }
+        // Tell the people who were told it was raised (covers and escalations included) that it cleared.
+        let told: Vec<Answering> = store::raised_recipients(conn, event.dedup_key(), event.occurrence_id())
             .await?
             .into_iter()
             .map(|staff_code| Answering {
@@ -100,47 +113,195 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
                 covering_for: None,
             })
             .collect();
+        if !told.is_empty() {
+            return queue_for(conn, event, &told, "").await;
+        }
+        // A resolution whose raise reached nobody here: whoever is responsible now.
+        let answering = answering_for(conn, event, &[Target::Responsible]).await?;
+        return queue_for(conn, event, &answering, "").await;
     }
-    if answering.is_empty() {
-        // A raise, or a resolution whose raise reached nobody here: whoever is responsible now, or their
-        // cover when they are away.
-        let candidates =
-            store::candidate_responsibilities(conn, event.indicator_code(), event.locality_code()).await?;
-        let responsible =
-            domain::select_recipients(&candidates, event.indicator_code(), event.locality_code());
-        let presence = store::presence(conn).await?;
-        for staff_code in responsible {
-            let who = cover::who_answers(&staff_code, &presence);
-            if !answering.iter().any(|a| a.staff_code == who.staff_code) {
-                answering.push(who);
+
+    let Some(routing) = routing(conn).await? else {
+        let answering = answering_for(conn, event, &[Target::Responsible]).await?;
+        return queue_for(conn, event, &answering, "").await;
+    };
+    let policy = route(&routing, event);
+    let (ladder, first) = match ladder {
+        // Fired again after a resolve: held if it flaps, else climbing from the first level.
+        Some((_, mut ladder)) if ladder.stage == Stage::Closed => {
+            let first = ladder.refire(policy, now);
+            (ladder, first)
+        }
+        _ => Ladder::fire(policy, now),
+    };
+    store::save_ladder(conn, event.dedup_key(), event.occurrence_id(), &ladder).await?;
+    match first {
+        Some(step) => {
+            let answering = answering_for(conn, event, &step.targets).await?;
+            queue_for(conn, event, &answering, "").await
+        }
+        None => Ok(0),
+    }
+}
+
+/// The routing configuration as stored; a stored one that no longer reads is logged and ignored (it was
+/// checked when stored, so this means a newer service stored something this one cannot read).
+async fn routing(conn: &mut PgConnection) -> Result<Option<Routing>, sqlx::Error> {
+    let Some(bytes) = store::routing(conn).await? else {
+        return Ok(None);
+    };
+    let read = RoutingConfig::decode(bytes.as_slice())
+        .map_err(|e| e.to_string())
+        .and_then(|config| routing_from_proto(&config).map_err(|e| e.to_string()));
+    match read {
+        Ok(routing) => Ok(Some(routing)),
+        Err(reason) => {
+            tracing::error!(%reason, "the stored routing configuration cannot be read; telling whoever is responsible");
+            Ok(None)
+        }
+    }
+}
+
+/// The policy the alert follows: the first route that takes it (the default when none does).
+fn route(routing: &Routing, event: &Escalation) -> Policy {
+    let breach = event.indicator();
+    let fallback_lineage = [event.locality_code().to_owned()];
+    let lineage: &[String] = match breach {
+        Some(b) if !b.locality_lineage.is_empty() => &b.locality_lineage,
+        _ if !event.locality_code().is_empty() => &fallback_lineage,
+        _ => &[],
+    };
+    let severity = match event {
+        Escalation::Raised(raised) => match Severity::try_from(raised.severity) {
+            Ok(Severity::Critical) => Some(routing::Severity::Critical),
+            Ok(Severity::Warning) => Some(routing::Severity::Warning),
+            _ => None,
+        },
+        Escalation::Resolved(_) => None,
+    };
+    let facts = AlertFacts {
+        kind: if breach.is_some() {
+            "indicator"
+        } else {
+            event.rule()
+        },
+        severity,
+        source: event.source(),
+        outcome: breach.map(|b| b.outcome_code.as_str()).filter(|c| !c.is_empty()),
+        priority: breach.map(|b| b.priority_code.as_str()).filter(|c| !c.is_empty()),
+        indicator: Some(event.indicator_code()).filter(|c| !c.is_empty()),
+        locality_lineage: lineage,
+        partner: breach.map(|b| b.partner_code.as_str()).filter(|c| !c.is_empty()),
+    };
+    let routed = routing.tree.route(&facts);
+    let name = routed
+        .first()
+        .map_or(routing.tree.default_policy.as_str(), |r| r.policy.as_str());
+    routing
+        .policies
+        .get(name)
+        .or_else(|| routing.policies.get(&routing.tree.default_policy))
+        .cloned()
+        .unwrap_or_else(|| Policy {
+            name: "responsible".to_owned(),
+            levels: vec![Level {
+                targets: vec![Target::Responsible],
+                channel: Channel::Email,
+                wait: Wait::WorkingDays(1),
+            }],
+            repeat: Wait::WorkingDays(1),
+            acknowledgement_timeout: Wait::WorkingDays(2),
+            flap_hold: None,
+        })
+}
+
+/// The people a step's targets name for this alert, each replaced by their cover when away.
+pub(crate) async fn answering_for(
+    conn: &mut PgConnection,
+    event: &Escalation,
+    targets: &[Target],
+) -> Result<Vec<Answering>, sqlx::Error> {
+    let mut meant: Vec<String> = Vec::new();
+    for target in targets {
+        match target {
+            Target::Responsible => {
+                let candidates =
+                    store::candidate_responsibilities(conn, event.indicator_code(), event.locality_code())
+                        .await?;
+                meant.extend(domain::select_recipients(
+                    &candidates,
+                    event.indicator_code(),
+                    event.locality_code(),
+                ));
+            }
+            Target::Person(code) => meant.push(code.clone()),
+            Target::Role(_) => {}
+        }
+    }
+    let roles: Vec<String> = targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Role(role) => Some(role.clone()),
+            _ => None,
+        })
+        .collect();
+    if !roles.is_empty() {
+        let place: Vec<String> = match event.indicator() {
+            Some(b) if !b.locality_lineage.is_empty() => b.locality_lineage.clone(),
+            _ => vec![event.locality_code().to_owned()],
+        };
+        for (code, localities) in store::staff_with_roles(conn, &roles).await? {
+            // A role holder answers where their localities cover the alert's place (or everywhere).
+            if localities.is_empty() || localities.iter().any(|l| place.contains(l)) {
+                meant.push(code);
             }
         }
     }
+    let presence = store::presence(conn).await?;
+    let mut answering: Vec<Answering> = Vec::new();
+    for staff_code in meant {
+        let who = cover::who_answers(&staff_code, &presence);
+        if !answering.iter().any(|a| a.staff_code == who.staff_code) {
+            answering.push(who);
+        }
+    }
+    Ok(answering)
+}
+
+/// Queue the event's email for each person answering, once per `step` of the occurrence.
+pub(crate) async fn queue_for(
+    conn: &mut PgConnection,
+    event: &Escalation,
+    answering: &[Answering],
+    step: &str,
+) -> Result<u64, sqlx::Error> {
     let staff_codes: Vec<String> = answering.iter().map(|a| a.staff_code.clone()).collect();
     let covering_for: HashMap<String, String> = answering
-        .into_iter()
-        .filter_map(|a| a.covering_for.map(|away| (a.staff_code, away)))
+        .iter()
+        .filter_map(|a| a.covering_for.clone().map(|away| (a.staff_code.clone(), away)))
         .collect();
     let recipients = store::staff_contacts(conn, &staff_codes).await?;
     if recipients.is_empty() {
-        // The alert is recorded all the same (and listed by operators). Issue 4 adds a default route so an
-        // escalation always reaches someone; until then a directory without a default contact can miss one.
+        // The alert is recorded all the same (and listed by `trustctl alerts`); a directory with a default
+        // responsibility (no indicator, no locality) makes sure someone always hears.
         tracing::error!(
             dedup_key = event.dedup_key(),
             occurrence_id = event.occurrence_id(),
             indicator_code = event.indicator_code(),
             locality_code = event.locality_code(),
             event = event.kind().as_str(),
-            "no staff member is responsible for this escalation; nobody will be emailed"
+            step,
+            "nobody in the directory answers for this escalation; nobody will be emailed"
         );
         return Ok(0);
     }
     let email = domain::render(event);
-    let queued = store::queue_deliveries(conn, event, &recipients, &covering_for, &email).await?;
+    let queued = store::queue_deliveries(conn, event, &recipients, &covering_for, &email, step).await?;
     tracing::info!(
         dedup_key = event.dedup_key(),
         occurrence_id = event.occurrence_id(),
         event = event.kind().as_str(),
+        step,
         recipients = recipients.len(),
         queued,
         "escalation recorded; emails queued"

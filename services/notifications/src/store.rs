@@ -10,6 +10,7 @@ use trust_proto::notifications::v1::StaffDirectory;
 use uuid::Uuid;
 
 use crate::domain::cover::Presence;
+use crate::domain::ladder::Ladder;
 use crate::domain::{AlertState, CurrentAlert, Email, Escalation, EventKind, Responsibility};
 
 /// The alert for `dedup_key`, locked until the transaction ends so two events for it apply one at a time.
@@ -156,6 +157,7 @@ pub async fn queue_deliveries(
     recipients: &[StaffContact],
     covering_for: &HashMap<String, String>,
     email: &Email,
+    step: &str,
 ) -> Result<u64, sqlx::Error> {
     if recipients.is_empty() {
         return Ok(0);
@@ -169,10 +171,10 @@ pub async fn queue_deliveries(
         .collect();
     let result = sqlx::query(
         "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, \
-         covering_for) \
-         SELECT r.id, $5, $6, $7, r.staff_code, r.email, $8, $9, r.covering_for \
+         covering_for, step) \
+         SELECT r.id, $5, $6, $7, r.staff_code, r.email, $8, $9, r.covering_for, $10 \
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r (id, staff_code, email, covering_for) \
-         ON CONFLICT (occurrence_id, event, staff_code) DO NOTHING",
+         ON CONFLICT (occurrence_id, event, step, staff_code) DO NOTHING",
     )
     .bind(&ids)
     .bind(&codes)
@@ -183,6 +185,7 @@ pub async fn queue_deliveries(
     .bind(event.kind().as_str())
     .bind(&email.subject)
     .bind(&email.body_text)
+    .bind(step)
     .execute(conn)
     .await?;
     Ok(result.rows_affected())
@@ -402,12 +405,15 @@ pub struct AlertRecord {
     pub resolved_at: Option<OffsetDateTime>,
     pub deliveries: i64,
     pub failed_deliveries: i64,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<OffsetDateTime>,
 }
 
-/// Most recently changed first; every state when `state` is None.
+/// Most recently changed first; every state when `state` is None, every key when `dedup_key` is None.
 pub async fn list_alerts(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     state: Option<&str>,
+    dedup_key: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AlertRecord>, sqlx::Error> {
     sqlx::query_as(
@@ -415,12 +421,133 @@ pub async fn list_alerts(
                 a.locality_code, a.raised_at, a.resolved_at, \
                 (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id) AS deliveries, \
                 (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id \
-                   AND d.state = 'failed') AS failed_deliveries \
-         FROM alert a WHERE ($1::text IS NULL OR a.state = $1) \
-         ORDER BY a.updated_at DESC, a.dedup_key LIMIT $2",
+                   AND d.state = 'failed') AS failed_deliveries, \
+                a.acknowledged_by, a.acknowledged_at \
+         FROM alert a WHERE ($1::text IS NULL OR a.state = $1) AND ($2::text IS NULL OR a.dedup_key = $2) \
+         ORDER BY a.updated_at DESC, a.dedup_key LIMIT $3",
     )
     .bind(state)
+    .bind(dedup_key)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
+}
+
+fn json_error(err: serde_json::Error) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(err))
+}
+
+/// Store the routing configuration (already checked), replacing the last.
+pub async fn save_routing(conn: &mut PgConnection, config: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO routing_config (id, config) VALUES (true, $1) \
+         ON CONFLICT (id) DO UPDATE SET config = EXCLUDED.config, updated_at = now()",
+    )
+    .bind(config)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The routing configuration as last stored, if any.
+pub async fn routing(conn: &mut PgConnection) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT config FROM routing_config WHERE id")
+        .fetch_optional(conn)
+        .await
+}
+
+/// An alert's ladder, locked until the transaction ends.
+pub async fn lock_ladder(
+    conn: &mut PgConnection,
+    dedup_key: &str,
+) -> Result<Option<(String, Ladder)>, sqlx::Error> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT occurrence_id, ladder::text FROM alert_ladder WHERE dedup_key = $1 FOR UPDATE",
+    )
+    .bind(dedup_key)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|(occurrence, ladder)| Ok((occurrence, serde_json::from_str(&ladder).map_err(json_error)?)))
+        .transpose()
+}
+
+pub async fn save_ladder(
+    conn: &mut PgConnection,
+    dedup_key: &str,
+    occurrence_id: &str,
+    ladder: &Ladder,
+) -> Result<(), sqlx::Error> {
+    let json = serde_json::to_string(ladder).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO alert_ladder (dedup_key, occurrence_id, ladder, next_due) VALUES ($1, $2, $3::jsonb, $4) \
+         ON CONFLICT (dedup_key) DO UPDATE SET occurrence_id = EXCLUDED.occurrence_id, \
+         ladder = EXCLUDED.ladder, next_due = EXCLUDED.next_due, updated_at = now()",
+    )
+    .bind(dedup_key)
+    .bind(occurrence_id)
+    .bind(json)
+    .bind(ladder.next_due)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A ladder whose next step is due, with the alert's last event (what the email is about).
+pub struct DueLadder {
+    pub dedup_key: String,
+    pub occurrence_id: String,
+    pub ladder: Ladder,
+    pub last_event: Vec<u8>,
+    pub due: OffsetDateTime,
+}
+
+/// Lock up to `limit` ladders due by now, earliest first; ladders another replica holds are skipped.
+pub async fn claim_due_ladders(conn: &mut PgConnection, limit: i64) -> Result<Vec<DueLadder>, sqlx::Error> {
+    let rows: Vec<(String, String, String, Vec<u8>, OffsetDateTime)> = sqlx::query_as(
+        "SELECT l.dedup_key, l.occurrence_id, l.ladder::text, a.last_event, l.next_due \
+         FROM alert_ladder l JOIN alert a ON a.dedup_key = l.dedup_key \
+         WHERE l.next_due <= now() ORDER BY l.next_due LIMIT $1 FOR UPDATE OF l SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(dedup_key, occurrence_id, ladder, last_event, due)| {
+            Ok(DueLadder {
+                dedup_key,
+                occurrence_id,
+                ladder: serde_json::from_str(&ladder).map_err(json_error)?,
+                last_event,
+                due,
+            })
+        })
+        .collect()
+}
+
+/// Staff holding any of `roles`, with the localities their roles cover.
+pub async fn staff_with_roles(
+    conn: &mut PgConnection,
+    roles: &[String],
+) -> Result<Vec<(String, Vec<String>)>, sqlx::Error> {
+    sqlx::query_as("SELECT code, localities FROM staff WHERE roles && $1::text[] ORDER BY code")
+        .bind(roles)
+        .fetch_all(conn)
+        .await
+}
+
+/// Record who acknowledged a firing alert; None when there is no such firing alert.
+pub async fn acknowledge_alert(
+    conn: &mut PgConnection,
+    dedup_key: &str,
+    by: &str,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE alert SET acknowledged_by = $2, acknowledged_at = now(), updated_at = now() \
+         WHERE dedup_key = $1 AND state = 'firing'",
+    )
+    .bind(dedup_key)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }

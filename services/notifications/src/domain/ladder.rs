@@ -8,46 +8,89 @@
 //! The ladder is plain data with a `next_due` time: the store keeps it as a row and the scheduler asks
 //! [`Ladder::due`] when that time comes, so no timer lives in memory.
 
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 
 use super::calendar;
 
 /// How long a level waits for an acknowledgement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Wait {
-    Minutes(u32),
+    Seconds(u32),
     /// Working days (Monday to Friday, not bank holidays), at the same time of day.
     WorkingDays(u32),
+}
+
+/// A wait that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{text:?} is not a wait: write e.g. \"90s\", \"15m\", \"4h\" or \"2 working days\"")]
+pub struct WaitError {
+    pub text: String,
 }
 
 impl Wait {
     pub fn after(self, from: OffsetDateTime) -> OffsetDateTime {
         match self {
-            Wait::Minutes(m) => from + Duration::minutes(i64::from(m)),
+            Wait::Seconds(s) => from + Duration::seconds(i64::from(s)),
             Wait::WorkingDays(d) => {
                 let day = calendar::add_working_days(from.date(), d);
                 from.replace_date(day)
             }
         }
     }
+
+    /// "90s", "15m", "4h", "1 working day", "2 working days".
+    pub fn parse(text: &str) -> Result<Self, WaitError> {
+        let error = || WaitError {
+            text: text.to_owned(),
+        };
+        let trimmed = text.trim();
+        if let Some(days) = trimmed
+            .strip_suffix("working days")
+            .or_else(|| trimmed.strip_suffix("working day"))
+        {
+            let days: u32 = days.trim().parse().map_err(|_| error())?;
+            return if days == 0 {
+                Err(error())
+            } else {
+                Ok(Wait::WorkingDays(days))
+            };
+        }
+        let split = trimmed.len().saturating_sub(1);
+        let (number, unit) = (trimmed.get(..split).ok_or_else(error)?, trimmed.get(split..));
+        let number: u32 = number.trim().parse().map_err(|_| error())?;
+        let seconds = match unit {
+            Some("s") => Some(number),
+            Some("m") => number.checked_mul(60),
+            Some("h") => number.checked_mul(3_600),
+            _ => None,
+        };
+        match seconds {
+            Some(s) if s > 0 => Ok(Wait::Seconds(s)),
+            _ => Err(error()),
+        }
+    }
 }
 
 /// How a level's people are told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Channel {
     Email,
     Webhook,
     Inbox,
 }
 
-/// Who a level tells: a role (everyone holding it for the alert's place) or a named person.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Who a level tells: the person responsible for the alert's indicator and place (the directory's most
+/// specific responsibility), a role (everyone holding it where the alert is), or a named person.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Target {
+    Responsible,
     Role(String),
     Person(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Level {
     pub targets: Vec<Target>,
     pub channel: Channel,
@@ -55,7 +98,7 @@ pub struct Level {
 }
 
 /// An escalation policy as it stood when an alert fired.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub name: String,
     pub levels: Vec<Level>,
@@ -63,12 +106,13 @@ pub struct Policy {
     pub repeat: Wait,
     /// An acknowledged alert still unresolved this long after the acknowledgement fires again.
     pub acknowledgement_timeout: Wait,
-    /// A re-fire this soon after a resolve is held this long before anyone is told.
-    pub flap_hold: Duration,
+    /// A re-fire this soon after a resolve is held until this long after the resolve before anyone is
+    /// told; None: never held.
+    pub flap_hold: Option<Wait>,
 }
 
 /// Where a ladder stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stage {
     /// Climbing: `level` has been told and waits for an acknowledgement until `next_due`.
     Climbing { level: usize },
@@ -103,7 +147,7 @@ pub struct Notify {
 }
 
 /// One alert's ladder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ladder {
     pub policy: Policy,
     pub stage: Stage,
@@ -209,10 +253,14 @@ impl Ladder {
     pub fn refire(&mut self, policy: Policy, now: OffsetDateTime) -> Option<Notify> {
         self.policy = policy;
         self.highest_told = None;
-        match self.resolved_at {
-            Some(resolved) if now - resolved < self.policy.flap_hold => {
+        let hold_ends = self
+            .resolved_at
+            .zip(self.policy.flap_hold)
+            .map(|(resolved, hold)| hold.after(resolved));
+        match hold_ends {
+            Some(ends) if now < ends => {
                 self.stage = Stage::Held;
-                self.next_due = Some(resolved + self.policy.flap_hold);
+                self.next_due = Some(ends);
                 None
             }
             _ => self.climb_to(0, now, Reason::Fired),
@@ -233,7 +281,7 @@ mod tests {
                 Level {
                     targets: vec![Target::Role("locality_enabler".to_owned())],
                     channel: Channel::Email,
-                    wait: Wait::Minutes(60),
+                    wait: Wait::Seconds(3_600),
                 },
                 Level {
                     targets: vec![Target::Role("head_of_service".to_owned())],
@@ -243,12 +291,12 @@ mod tests {
                 Level {
                     targets: vec![Target::Person("dcs".to_owned())],
                     channel: Channel::Inbox,
-                    wait: Wait::Minutes(30),
+                    wait: Wait::Seconds(1_800),
                 },
             ],
-            repeat: Wait::Minutes(240),
+            repeat: Wait::Seconds(14_400),
             acknowledgement_timeout: Wait::WorkingDays(2),
-            flap_hold: Duration::minutes(15),
+            flap_hold: Some(Wait::Seconds(900)),
         }
     }
 
@@ -330,6 +378,18 @@ mod tests {
         quiet.resolve(resolved);
         quiet.refire(policy(), resolved + Duration::minutes(1));
         assert!(quiet.resolve(resolved + Duration::minutes(2)).is_empty());
+    }
+
+    #[test]
+    fn waits_are_read_from_seconds_minutes_hours_and_working_days() {
+        assert_eq!(Wait::parse("90s"), Ok(Wait::Seconds(90)));
+        assert_eq!(Wait::parse("15m"), Ok(Wait::Seconds(900)));
+        assert_eq!(Wait::parse("4h"), Ok(Wait::Seconds(14_400)));
+        assert_eq!(Wait::parse("1 working day"), Ok(Wait::WorkingDays(1)));
+        assert_eq!(Wait::parse(" 3 working days "), Ok(Wait::WorkingDays(3)));
+        for bad in ["", "0s", "10", "5 days", "1.5h", "m", "0 working days"] {
+            assert!(Wait::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod recipients;
 pub mod render;
 pub mod retry;
 pub mod routing;
+pub mod routing_config;
 
 pub use directory::{DirectoryError, validate_directory};
 pub use event::{AlertState, CurrentAlert, DecodeError, Escalation, EventKind, Transition};

@@ -1,0 +1,95 @@
+//! The ladder scheduler: every tick it claims the ladders whose next step is due (`FOR UPDATE SKIP
+//! LOCKED`, so two replicas never take the same one), queues that step's emails and saves the ladder, all in
+//! one transaction. A step's deliveries are unique per occurrence, step and person, and the step is named
+//! by its due time, so a crash before commit repeats the step and sends nothing twice.
+
+use std::time::Duration;
+
+use prost::Message;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use trust_proto::alerting::v1::EscalationRaised;
+
+use crate::domain::Escalation;
+use crate::domain::ladder::Reason;
+use crate::receiver::{answering_for, queue_for};
+use crate::store;
+
+/// Ladders taken per transaction.
+const CLAIM: i64 = 200;
+
+pub struct LadderScheduler {
+    pool: PgPool,
+    tick: Duration,
+}
+
+impl LadderScheduler {
+    pub fn new(pool: PgPool, tick: Duration) -> Self {
+        Self { pool, tick }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
+        loop {
+            match self.step_due().await {
+                // A full claim means more may be due: go again at once.
+                Ok(taken) if i64::try_from(taken).unwrap_or(i64::MAX) >= CLAIM => continue,
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "ladder scheduler pass failed; will retry"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(self.tick) => {}
+            }
+        }
+    }
+
+    /// Take every ladder due now (up to the claim size) one step; returns how many were taken.
+    pub async fn step_due(&self) -> Result<usize, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let due = store::claim_due_ladders(&mut tx, CLAIM).await?;
+        let now = OffsetDateTime::now_utc();
+        let lag = due
+            .iter()
+            .map(|d| (now - d.due).as_seconds_f64())
+            .fold(0.0, f64::max);
+        metrics::gauge!("ladder_scheduler_lag_seconds").set(lag);
+        let taken = due.len();
+        for mut ladder in due {
+            let event = match EscalationRaised::decode(ladder.last_event.as_slice()) {
+                Ok(raised) => Escalation::Raised(raised),
+                Err(err) => {
+                    // Only a firing alert has a due ladder; a last event that is not a raise cannot be told.
+                    tracing::error!(dedup_key = %ladder.dedup_key, error = %err, "due ladder without a readable raise; closing it");
+                    ladder.ladder.resolve(now);
+                    store::save_ladder(&mut tx, &ladder.dedup_key, &ladder.occurrence_id, &ladder.ladder)
+                        .await?;
+                    continue;
+                }
+            };
+            if let Some(step) = ladder.ladder.due(now) {
+                let name = format!(
+                    "{}/{}/{}",
+                    reason_name(step.reason),
+                    step.level,
+                    ladder.due.unix_timestamp()
+                );
+                let answering = answering_for(&mut tx, &event, &step.targets).await?;
+                queue_for(&mut tx, &event, &answering, &name).await?;
+            }
+            store::save_ladder(&mut tx, &ladder.dedup_key, &ladder.occurrence_id, &ladder.ladder).await?;
+        }
+        tx.commit().await?;
+        Ok(taken)
+    }
+}
+
+fn reason_name(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Fired => "fired",
+        Reason::Escalated => "escalated",
+        Reason::Repeated => "repeated",
+        Reason::AcknowledgementExpired => "acknowledgement-expired",
+        Reason::Resolved => "resolved",
+    }
+}
