@@ -112,6 +112,22 @@ async fn publish(env: &TestEnv, subject: &str, message_id: &str, payload: Vec<u8
         .expect("ack");
 }
 
+/// notifications for `env`, mailing `smtp`, with the scheduler and delivery worker looking every 100 ms.
+async fn start(env: &TestEnv, smtp: &SmtpSink) -> trust_runtime::RunningService {
+    let config: notifications::NotificationsConfig = env
+        .loader(notifications::DEFAULTS, "trust_notifications")
+        .set("smtp.host", "127.0.0.1")
+        .set("smtp.port", i64::from(smtp.port))
+        .set("smtp.tls", "none")
+        .set("delivery.poll_interval_ms", 100_i64)
+        .set("escalation.tick_ms", 100_i64)
+        .load()
+        .expect("notifications config");
+    notifications::start(config, CancellationToken::new())
+        .await
+        .expect("notifications")
+}
+
 /// (staff, event) of every delivery of an alert, oldest first.
 async fn deliveries(client: &mut Client, key: &str) -> Vec<(String, String)> {
     let mut list = client
@@ -135,18 +151,7 @@ fn pair(staff: &str, event: &str) -> (String, String) {
 async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_rest() {
     let env = TestEnv::new().await;
     let smtp = SmtpSink::start().await;
-    let config: notifications::NotificationsConfig = env
-        .loader(notifications::DEFAULTS, "trust_notifications")
-        .set("smtp.host", "127.0.0.1")
-        .set("smtp.port", i64::from(smtp.port))
-        .set("smtp.tls", "none")
-        .set("delivery.poll_interval_ms", 100_i64)
-        .set("escalation.tick_ms", 100_i64)
-        .load()
-        .expect("notifications config");
-    let running = notifications::start(config, CancellationToken::new())
-        .await
-        .expect("notifications");
+    let running = start(&env, &smtp).await;
     let mut client = Client::connect(format!("http://{}", running.grpc_addr))
         .await
         .expect("connect");
@@ -260,6 +265,96 @@ async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_re
         vec![pair("enabler-east", "resolved"), pair("head", "resolved")]
     );
     running.stop().await.expect("clean stop");
+    smtp.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn two_replicas_climbing_the_same_ladders_send_each_step_once() {
+    let env = TestEnv::new().await;
+    let smtp = SmtpSink::start().await;
+    let first = start(&env, &smtp).await;
+    let second = start(&env, &smtp).await;
+    let mut client = Client::connect(format!("http://{}", first.grpc_addr))
+        .await
+        .expect("connect");
+    client
+        .put_staff_directory(notify::StaffDirectory {
+            staff: vec![
+                member("enabler-east", &["locality_enabler"], &["AREA_EAST"]),
+                member("head", &["head_of_service"], &[]),
+                member("dcs", &["director_of_childrens_services"], &[]),
+            ],
+            responsibilities: vec![],
+        })
+        .await
+        .expect("directory");
+    let mut config = routing();
+    // Every step due within seconds: told at once, then the head after 1 s, then the DCS after 1 s more.
+    config.policies[1].levels = vec![
+        level(&["locality_enabler"], &[], "1s"),
+        level(&[], &["head"], "1s"),
+        level(&[], &["dcs"], "1h"),
+    ];
+    client.put_routing(config).await.expect("routing");
+
+    const ALERTS: usize = 20;
+    for n in 0..ALERTS {
+        let key = format!("ingest/target-breach/NEET_16_18/CLUSTER_E{n}");
+        let event = raised(
+            &key,
+            &format!("occ-{n}"),
+            &[&format!("CLUSTER_E{n}"), "AREA_EAST", "CITY"],
+        );
+        publish(
+            &env,
+            "ingest.escalation.raised",
+            &format!("raise-{n}"),
+            event.encode_to_vec(),
+        )
+        .await;
+    }
+    // Each alert: enabler, head, DCS: three deliveries, three emails, whichever replica did the work.
+    let expected = ALERTS * 3;
+    let sent = eventually(Duration::from_secs(30), "every step sent", || {
+        let mut client = client.clone();
+        async move {
+            let list = client
+                .list_deliveries(notify::ListDeliveriesRequest {
+                    dedup_key: String::new(),
+                    limit: 1000,
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .deliveries;
+            (list.len() >= expected && list.iter().all(|d| d.state == notify::DeliveryState::Sent as i32))
+                .then_some(list)
+        }
+    })
+    .await;
+    // Let both schedulers run on past every due step: nothing more may appear.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = client
+        .list_deliveries(notify::ListDeliveriesRequest {
+            dedup_key: String::new(),
+            limit: 1000,
+        })
+        .await
+        .expect("deliveries")
+        .into_inner()
+        .deliveries;
+    assert_eq!(after.len(), expected, "no step queued twice");
+    let mut steps: Vec<(String, String)> = sent
+        .iter()
+        .map(|d| (d.occurrence_id.clone(), d.staff_code.clone()))
+        .collect();
+    steps.sort();
+    steps.dedup();
+    assert_eq!(steps.len(), expected, "each (alert, person) once");
+    assert_eq!(smtp.messages().len(), expected, "one email per step, none twice");
+    first.stop().await.expect("stop first");
+    second.stop().await.expect("stop second");
     smtp.stop().await;
     env.cleanup().await;
 }
