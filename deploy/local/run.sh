@@ -297,9 +297,10 @@ demo_partners() {
 step "issue the operator's credential ($OPERATOR_TOKEN)"
 ensure_token "$OPERATOR_TOKEN" --operator "performance team"
 
-step "load the demo catalogue and staff directory"
+step "load the demo catalogue, staff directory and routing"
 TRUST_TOKEN=$(<"$OPERATOR_TOKEN") "$TRUSTCTL" catalogue load "$DEMO_CATALOGUE"
 "$TRUSTCTL" directory load deploy/demo/directory.toml
+"$TRUSTCTL" routing load deploy/demo/routing.toml
 
 step "issue each demo partner's credential ($TOKEN_DIR/<partner>.token)"
 mkdir -p "$TOKEN_DIR"

@@ -358,3 +358,30 @@ async fn two_replicas_climbing_the_same_ladders_send_each_step_once() {
     smtp.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_demo_routing_file_is_accepted_and_read_back() {
+    let env = TestEnv::new().await;
+    let smtp = SmtpSink::start().await;
+    let running = start(&env, &smtp).await;
+    let mut client = Client::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .expect("connect");
+    let file = trust_e2e::repo_root().join("deploy/demo/routing.toml");
+    let config = trustctl::routing_file::load(&file).expect("the demo routing file reads");
+    let loaded = client
+        .put_routing(config.clone())
+        .await
+        .expect("accepted")
+        .into_inner();
+    assert_eq!(loaded.policies as usize, config.policies.len());
+    let back = client
+        .get_routing(notify::GetRoutingRequest {})
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(back, config);
+    running.stop().await.expect("clean stop");
+    smtp.stop().await;
+    env.cleanup().await;
+}

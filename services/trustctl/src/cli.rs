@@ -147,6 +147,11 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Alerts in notifications (one per escalation key), most recently changed first.
     Alerts(AlertsArgs),
+    /// Acknowledge a firing alert: its escalation ladder stops climbing until the acknowledgement times out.
+    Acknowledge(AcknowledgeArgs),
+    /// The routing tree and escalation policies of notifications.
+    #[command(subcommand)]
+    Routing(RoutingCommand),
     /// Messages a service's bus consumers gave up on.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLettersCommand),
@@ -449,6 +454,23 @@ pub struct AlertsArgs {
     /// At most this many (the service caps it at 1,000).
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AcknowledgeArgs {
+    /// The alert's deduplication key, as `trustctl alerts` lists it.
+    pub dedup_key: String,
+    /// Who is acting on it (kept with the alert).
+    #[arg(long)]
+    pub by: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutingCommand {
+    /// Load a routing file (TOML): replaces the routing tree and policies as a whole, once checked.
+    Load(LoadArgs),
+    /// Print the routing configuration notifications holds.
+    Show,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,13 +1,17 @@
-//! `trustctl alerts`: the alerts notifications holds, with their state and what was sent for them.
+//! `trustctl alerts`, `trustctl acknowledge` and `trustctl routing`: the alerts notifications holds, acting
+//! on them, and who is told about them.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use trust_proto::notifications::v1::notifications_client::NotificationsClient;
-use trust_proto::notifications::v1::{Alert, AlertState, ListAlertsRequest};
+use trust_proto::notifications::v1::{
+    AcknowledgeAlertRequest, Alert, AlertState, GetRoutingRequest, ListAlertsRequest,
+};
 
 use super::{channel, status_error, timestamp};
-use crate::cli::{AlertStateArg, AlertsArgs, Endpoints, Service};
+use crate::cli::{AcknowledgeArgs, AlertStateArg, AlertsArgs, Endpoints, LoadArgs, Service};
+use crate::routing_file;
 
 pub async fn list(endpoints: &Endpoints, args: &AlertsArgs) -> Result<ExitCode> {
     let state = match args.state {
@@ -37,6 +41,98 @@ pub async fn list(endpoints: &Endpoints, args: &AlertsArgs) -> Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     print!("{}", render(&alerts));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn acknowledge(endpoints: &Endpoints, args: &AcknowledgeArgs) -> Result<ExitCode> {
+    let mut client = NotificationsClient::new(channel(endpoints, Service::Notifications).await?);
+    let alert = client
+        .acknowledge_alert(AcknowledgeAlertRequest {
+            dedup_key: args.dedup_key.clone(),
+            by: args.by.clone(),
+        })
+        .await
+        .map_err(|status| status_error(Service::Notifications, "acknowledging the alert", &status))?
+        .into_inner()
+        .alert;
+    println!(
+        "{} acknowledged by {}: its escalation stops climbing until the acknowledgement times out",
+        args.dedup_key,
+        alert.map_or_else(|| args.by.clone(), |a| a.acknowledged_by)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn load_routing(endpoints: &Endpoints, args: &LoadArgs) -> Result<ExitCode> {
+    let config = routing_file::load(&args.file)?;
+    if args.dry_run {
+        println!(
+            "{} reads as a routing file: {} policies, {} top-level routes, default policy {:?} (dry run: \
+             nothing sent; the service checks waits and policy names when it is loaded)",
+            args.file.display(),
+            config.policies.len(),
+            config.routes.len(),
+            config.default_policy
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut client = NotificationsClient::new(channel(endpoints, Service::Notifications).await?);
+    let loaded = client
+        .put_routing(config)
+        .await
+        .map_err(|status| status_error(Service::Notifications, "the routing file", &status))?
+        .into_inner();
+    println!(
+        "routing {} loaded into notifications: {} escalation policies",
+        args.file.display(),
+        loaded.policies
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show_routing(endpoints: &Endpoints) -> Result<ExitCode> {
+    let mut client = NotificationsClient::new(channel(endpoints, Service::Notifications).await?);
+    let config = client
+        .get_routing(GetRoutingRequest {})
+        .await
+        .map_err(|status| status_error(Service::Notifications, "the routing configuration", &status))?
+        .into_inner();
+    if config.policies.is_empty() {
+        println!("no routing configured: every alert goes to whoever the directory makes responsible");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("default policy: {}", config.default_policy);
+    for policy in &config.policies {
+        println!(
+            "policy {} (repeat {}, acknowledgement timeout {})",
+            policy.name, policy.repeat, policy.acknowledgement_timeout
+        );
+        for (n, level) in policy.levels.iter().enumerate() {
+            let mut who: Vec<String> = Vec::new();
+            if level.responsible {
+                who.push("responsible".to_owned());
+            }
+            who.extend(level.roles.iter().map(|r| format!("role {r}")));
+            who.extend(level.people.iter().cloned());
+            println!("  level {n}: {} (wait {})", who.join(", "), level.wait);
+        }
+    }
+    let mut stack: Vec<(usize, &trust_proto::notifications::v1::Route)> =
+        config.routes.iter().rev().map(|r| (0, r)).collect();
+    while let Some((depth, route)) = stack.pop() {
+        let policy = if route.policy.is_empty() {
+            "(parent's)"
+        } else {
+            route.policy.as_str()
+        };
+        println!(
+            "{:indent$}route {} -> {policy}",
+            "",
+            route.name,
+            indent = 2 * depth
+        );
+        stack.extend(route.routes.iter().rev().map(|r| (depth + 1, r)));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

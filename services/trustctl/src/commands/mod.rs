@@ -21,7 +21,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::auth::{BearerToken, IngestClient, ingest_client};
 use crate::cli::{
     CatalogueCommand, Cli, Command, CredentialCommand, DbCommand, DeadLettersCommand, DirectoryCommand,
-    Endpoints, Service,
+    Endpoints, RoutingCommand, Service,
 };
 
 /// Carry out the command line.
@@ -40,6 +40,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Approve(args) => approval::approve(endpoints, args).await,
         Command::Unlock(args) => approval::unlock(endpoints, args).await,
         Command::Alerts(args) => alerts::list(endpoints, args).await,
+        Command::Acknowledge(args) => alerts::acknowledge(endpoints, args).await,
+        Command::Routing(RoutingCommand::Load(args)) => alerts::load_routing(endpoints, args).await,
+        Command::Routing(RoutingCommand::Show) => alerts::show_routing(endpoints).await,
         Command::DeadLetters(DeadLettersCommand::List { service, all }) => {
             dead_letters::list(endpoints, *service, *all).await
         }
