@@ -385,3 +385,93 @@ async fn the_demo_routing_file_is_accepted_and_read_back() {
     smtp.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_silenced_alert_is_kept_and_listed_but_nobody_is_told() {
+    let env = TestEnv::new().await;
+    let smtp = SmtpSink::start().await;
+    let running = start(&env, &smtp).await;
+    let mut client = Client::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .expect("connect");
+    client
+        .put_staff_directory(notify::StaffDirectory {
+            staff: vec![member("perf-lead", &["performance_lead"], &[])],
+            responsibilities: vec![notify::Responsibility {
+                staff_code: "perf-lead".into(),
+                indicator_code: String::new(),
+                locality_code: String::new(),
+            }],
+        })
+        .await
+        .expect("directory");
+    let in_an_hour =
+        trust_runtime::grpc::timestamp(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+    let east_neet = notify::RouteMatchers {
+        indicators: vec!["NEET_16_18".into()],
+        localities: vec!["AREA_EAST".into()],
+        ..Default::default()
+    };
+    let no_reason = client
+        .put_silence(notify::Silence {
+            matchers: Some(east_neet.clone()),
+            ends_at: Some(in_an_hour),
+            author: "perf-lead".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a silence needs a reason");
+    assert!(no_reason.message().contains("reason"), "{}", no_reason.message());
+    let silence = client
+        .put_silence(notify::Silence {
+            matchers: Some(east_neet),
+            ends_at: Some(in_an_hour),
+            author: "perf-lead".into(),
+            reason: "known data issue; resubmission due Friday".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("silence")
+        .into_inner();
+
+    // A cluster in the East is covered by the silence on its area; the West is not.
+    let east = "ingest/target-breach/NEET_16_18/CLUSTER_E1";
+    let event = raised(east, "occ-east", &["CLUSTER_E1", "AREA_EAST", "CITY"]);
+    publish(&env, "ingest.escalation.raised", "east-1", event.encode_to_vec()).await;
+    let west = "ingest/target-breach/NEET_16_18/AREA_WEST";
+    let event = raised(west, "occ-west", &["AREA_WEST", "CITY"]);
+    publish(&env, "ingest.escalation.raised", "west-1", event.encode_to_vec()).await;
+    let told = eventually(Duration::from_secs(10), "the unsilenced alert's delivery", || {
+        let mut client = client.clone();
+        async move { Some(deliveries(&mut client, west).await).filter(|d| !d.is_empty()) }
+    })
+    .await;
+    assert_eq!(told, vec![pair("perf-lead", "raised")]);
+    let alerts = client
+        .list_alerts(notify::ListAlertsRequest::default())
+        .await
+        .expect("alerts")
+        .into_inner()
+        .alerts;
+    let silenced = alerts
+        .iter()
+        .find(|a| a.dedup_key == east)
+        .expect("the silenced alert is kept");
+    assert_eq!(silenced.state, notify::AlertState::Firing as i32);
+    assert_eq!(silenced.silenced_by, silence.id);
+    assert!(
+        deliveries(&mut client, east).await.is_empty(),
+        "nobody told of the silenced alert"
+    );
+    let listed = client
+        .list_silences(notify::ListSilencesRequest::default())
+        .await
+        .expect("silences")
+        .into_inner()
+        .silences;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].author, "perf-lead");
+    running.stop().await.expect("clean stop");
+    smtp.stop().await;
+    env.cleanup().await;
+}

@@ -10,7 +10,8 @@ use trust_runtime::grpc::timestamp;
 
 use prost::Message;
 
-use crate::domain::routing_config::routing_from_proto;
+use crate::domain::quieting::Silence;
+use crate::domain::routing_config::{matchers_from_proto, routing_from_proto};
 use crate::domain::validate_directory;
 use crate::store::{self, AlertRecord, DeliveryRecord};
 
@@ -145,6 +146,52 @@ impl pb::notifications_server::Notifications for NotificationsApi {
         Ok(Response::new(pb::AcknowledgeAlertResponse { alert }))
     }
 
+    async fn put_silence(&self, request: Request<pb::Silence>) -> Result<Response<pb::Silence>, Status> {
+        let request = request.into_inner();
+        let matchers = request.matchers.clone().unwrap_or_default();
+        let checked =
+            matchers_from_proto("silence", &matchers).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let now = time::OffsetDateTime::now_utc();
+        let at = |t: Option<&prost_types::Timestamp>, field: &str| {
+            t.map(|t| {
+                crate::domain::event::to_datetime(t)
+                    .ok_or_else(|| Status::invalid_argument(format!("{field}: not a valid time")))
+            })
+            .transpose()
+        };
+        let starts_at = at(request.starts_at.as_ref(), "starts_at")?.unwrap_or(now);
+        let ends_at = at(request.ends_at.as_ref(), "ends_at")?
+            .ok_or_else(|| Status::invalid_argument("ends_at: a silence needs an end"))?;
+        let silence = Silence::new(checked, starts_at, ends_at, &request.author, &request.reason)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let record = store::SilenceRecord {
+            id: uuid::Uuid::now_v7(),
+            matchers: matchers.encode_to_vec(),
+            starts_at: silence.starts_at,
+            ends_at: silence.ends_at,
+            author: silence.author,
+            reason: silence.reason,
+            created_at: now,
+        };
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        store::add_silence(&mut conn, &record).await.map_err(internal)?;
+        tracing::info!(silence = %record.id, author = %record.author, reason = %record.reason, "silence added");
+        Ok(Response::new(silence_to_proto(record)))
+    }
+
+    async fn list_silences(
+        &self,
+        request: Request<pb::ListSilencesRequest>,
+    ) -> Result<Response<pb::ListSilencesResponse>, Status> {
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let rows = store::silences(&mut conn, request.into_inner().include_ended)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(pb::ListSilencesResponse {
+            silences: rows.into_iter().map(silence_to_proto).collect(),
+        }))
+    }
+
     async fn list_alerts(
         &self,
         request: Request<pb::ListAlertsRequest>,
@@ -185,6 +232,18 @@ impl pb::notifications_server::Notifications for NotificationsApi {
     }
 }
 
+fn silence_to_proto(row: store::SilenceRecord) -> pb::Silence {
+    pb::Silence {
+        id: row.id.to_string(),
+        matchers: pb::RouteMatchers::decode(row.matchers.as_slice()).ok(),
+        starts_at: Some(timestamp(row.starts_at)),
+        ends_at: Some(timestamp(row.ends_at)),
+        author: row.author,
+        reason: row.reason,
+        created_at: Some(timestamp(row.created_at)),
+    }
+}
+
 fn list_limit(asked: u32) -> u32 {
     match asked {
         0 => DEFAULT_LIST_LIMIT,
@@ -213,6 +272,7 @@ fn alert_to_proto(row: AlertRecord) -> pb::Alert {
         failed_deliveries: u32::try_from(row.failed_deliveries).unwrap_or(u32::MAX),
         acknowledged_by: row.acknowledged_by.unwrap_or_default(),
         acknowledged_at: row.acknowledged_at.map(timestamp),
+        silenced_by: row.silenced_by.map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 

@@ -11,12 +11,13 @@ use trust_runtime::{Delivery, HandlerError, MessageHandler};
 
 use prost::Message;
 use time::OffsetDateTime;
-use trust_proto::notifications::v1::RoutingConfig;
+use trust_proto::notifications::v1::{RouteMatchers, RoutingConfig};
 
 use crate::domain::cover::{self, Answering};
 use crate::domain::ladder::{Channel, Ladder, Level, Policy, Stage, Target, Wait};
+use crate::domain::quieting::Silence;
 use crate::domain::routing::{self, AlertFacts};
-use crate::domain::routing_config::{Routing, routing_from_proto};
+use crate::domain::routing_config::{Routing, matchers_from_proto, routing_from_proto};
 use crate::domain::{self, Escalation, EventKind, Transition};
 use crate::store;
 
@@ -162,13 +163,13 @@ async fn routing(conn: &mut PgConnection) -> Result<Option<Routing>, sqlx::Error
     }
 }
 
-/// The policy the alert follows: the first route that takes it (the default when none does).
-fn route(routing: &Routing, event: &Escalation) -> Policy {
+/// What routing and silences match on. `fallback_lineage` holds the event's own locality, for events that
+/// carry no lineage.
+fn facts<'a>(event: &'a Escalation, fallback_lineage: &'a [String; 1]) -> AlertFacts<'a> {
     let breach = event.indicator();
-    let fallback_lineage = [event.locality_code().to_owned()];
     let lineage: &[String] = match breach {
         Some(b) if !b.locality_lineage.is_empty() => &b.locality_lineage,
-        _ if !event.locality_code().is_empty() => &fallback_lineage,
+        _ if !event.locality_code().is_empty() => fallback_lineage,
         _ => &[],
     };
     let severity = match event {
@@ -179,7 +180,7 @@ fn route(routing: &Routing, event: &Escalation) -> Policy {
         },
         Escalation::Resolved(_) => None,
     };
-    let facts = AlertFacts {
+    AlertFacts {
         kind: if breach.is_some() {
             "indicator"
         } else {
@@ -192,8 +193,13 @@ fn route(routing: &Routing, event: &Escalation) -> Policy {
         indicator: Some(event.indicator_code()).filter(|c| !c.is_empty()),
         locality_lineage: lineage,
         partner: breach.map(|b| b.partner_code.as_str()).filter(|c| !c.is_empty()),
-    };
-    let routed = routing.tree.route(&facts);
+    }
+}
+
+/// The policy the alert follows: the first route that takes it (the default when none does).
+fn route(routing: &Routing, event: &Escalation) -> Policy {
+    let fallback = [event.locality_code().to_owned()];
+    let routed = routing.tree.route(&facts(event, &fallback));
     let name = routed
         .first()
         .map_or(routing.tree.default_policy.as_str(), |r| r.policy.as_str());
@@ -275,6 +281,17 @@ pub(crate) async fn queue_for(
     answering: &[Answering],
     step: &str,
 ) -> Result<u64, sqlx::Error> {
+    if let Some(silence) = silencing(conn, event).await? {
+        store::mark_silenced(conn, event.dedup_key(), silence).await?;
+        tracing::info!(
+            dedup_key = event.dedup_key(),
+            event = event.kind().as_str(),
+            step,
+            %silence,
+            "silenced: the alert is kept, nobody is told"
+        );
+        return Ok(0);
+    }
     let staff_codes: Vec<String> = answering.iter().map(|a| a.staff_code.clone()).collect();
     let covering_for: HashMap<String, String> = answering
         .iter()
@@ -307,4 +324,31 @@ pub(crate) async fn queue_for(
         "escalation recorded; emails queued"
     );
     Ok(queued)
+}
+
+/// The silence in force now that mutes this alert, if any.
+async fn silencing(conn: &mut PgConnection, event: &Escalation) -> Result<Option<uuid::Uuid>, sqlx::Error> {
+    let now = OffsetDateTime::now_utc();
+    let fallback = [event.locality_code().to_owned()];
+    let alert = facts(event, &fallback);
+    for stored in store::silences(conn, false).await? {
+        let matchers = RouteMatchers::decode(stored.matchers.as_slice())
+            .ok()
+            .and_then(|m| matchers_from_proto("silence", &m).ok());
+        let Some(matchers) = matchers else {
+            tracing::error!(silence = %stored.id, "a stored silence cannot be read; ignoring it");
+            continue;
+        };
+        let silence = Silence {
+            matchers,
+            starts_at: stored.starts_at,
+            ends_at: stored.ends_at,
+            author: stored.author,
+            reason: stored.reason,
+        };
+        if silence.mutes(&alert, now) {
+            return Ok(Some(stored.id));
+        }
+    }
+    Ok(None)
 }

@@ -407,6 +407,7 @@ pub struct AlertRecord {
     pub failed_deliveries: i64,
     pub acknowledged_by: Option<String>,
     pub acknowledged_at: Option<OffsetDateTime>,
+    pub silenced_by: Option<Uuid>,
 }
 
 /// Most recently changed first; every state when `state` is None, every key when `dedup_key` is None.
@@ -422,7 +423,7 @@ pub async fn list_alerts(
                 (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id) AS deliveries, \
                 (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id \
                    AND d.state = 'failed') AS failed_deliveries, \
-                a.acknowledged_by, a.acknowledged_at \
+                a.acknowledged_by, a.acknowledged_at, a.silenced_by \
          FROM alert a WHERE ($1::text IS NULL OR a.state = $1) AND ($2::text IS NULL OR a.dedup_key = $2) \
          ORDER BY a.updated_at DESC, a.dedup_key LIMIT $3",
     )
@@ -550,4 +551,61 @@ pub async fn acknowledge_alert(
     .execute(conn)
     .await?;
     Ok(updated.rows_affected() == 1)
+}
+
+/// A silence as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SilenceRecord {
+    pub id: Uuid,
+    pub matchers: Vec<u8>,
+    pub starts_at: OffsetDateTime,
+    pub ends_at: OffsetDateTime,
+    pub author: String,
+    pub reason: String,
+    pub created_at: OffsetDateTime,
+}
+
+pub async fn add_silence(conn: &mut PgConnection, silence: &SilenceRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO silence (id, matchers, starts_at, ends_at, author, reason, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(silence.id)
+    .bind(&silence.matchers)
+    .bind(silence.starts_at)
+    .bind(silence.ends_at)
+    .bind(&silence.author)
+    .bind(&silence.reason)
+    .bind(silence.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Silences not yet ended (or every one), earliest first.
+pub async fn silences(
+    conn: &mut PgConnection,
+    include_ended: bool,
+) -> Result<Vec<SilenceRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, matchers, starts_at, ends_at, author, reason, created_at FROM silence \
+         WHERE $1 OR ends_at > now() ORDER BY starts_at, id",
+    )
+    .bind(include_ended)
+    .fetch_all(conn)
+    .await
+}
+
+/// Record that a silence kept people from being told about an alert.
+pub async fn mark_silenced(
+    conn: &mut PgConnection,
+    dedup_key: &str,
+    silence: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE alert SET silenced_by = $2 WHERE dedup_key = $1")
+        .bind(dedup_key)
+        .bind(silence)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

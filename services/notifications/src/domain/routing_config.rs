@@ -94,11 +94,18 @@ fn policy(config: &pb::EscalationPolicy) -> Result<Policy, RoutingConfigError> {
 }
 
 fn set(values: &[String]) -> HashSet<String> {
-    values.iter().map(|v| v.trim().to_owned()).collect()
+    values
+        .iter()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
-fn route(config: &pb::Route) -> Result<Route, RoutingConfigError> {
-    let matchers = config.matchers.clone().unwrap_or_default();
+/// Matchers as sent; `owner` names the route or silence they belong to, for errors.
+pub fn matchers_from_proto(
+    owner: &str,
+    matchers: &pb::RouteMatchers,
+) -> Result<Matchers, RoutingConfigError> {
     let severities = matchers
         .severities
         .iter()
@@ -106,23 +113,27 @@ fn route(config: &pb::Route) -> Result<Route, RoutingConfigError> {
             "warning" => Ok(Severity::Warning),
             "critical" => Ok(Severity::Critical),
             _ => Err(RoutingConfigError::Severity {
-                route: config.name.clone(),
+                route: owner.to_owned(),
                 value: value.clone(),
             }),
         })
         .collect::<Result<HashSet<_>, _>>()?;
+    Ok(Matchers {
+        kinds: set(&matchers.kinds),
+        severities,
+        sources: set(&matchers.sources),
+        outcomes: set(&matchers.outcomes),
+        priorities: set(&matchers.priorities),
+        indicators: set(&matchers.indicators),
+        localities: set(&matchers.localities),
+        partners: set(&matchers.partners),
+    })
+}
+
+fn route(config: &pb::Route) -> Result<Route, RoutingConfigError> {
     Ok(Route {
         name: config.name.clone(),
-        matchers: Matchers {
-            kinds: set(&matchers.kinds),
-            severities,
-            sources: set(&matchers.sources),
-            outcomes: set(&matchers.outcomes),
-            priorities: set(&matchers.priorities),
-            indicators: set(&matchers.indicators),
-            localities: set(&matchers.localities),
-            partners: set(&matchers.partners),
-        },
+        matchers: matchers_from_proto(&config.name, &config.matchers.clone().unwrap_or_default())?,
         policy: Some(config.policy.trim().to_owned()).filter(|p| !p.is_empty()),
         continue_matching: config.r#continue,
         routes: config.routes.iter().map(route).collect::<Result<_, _>>()?,
