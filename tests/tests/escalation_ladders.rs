@@ -475,3 +475,75 @@ async fn a_silenced_alert_is_kept_and_listed_but_nobody_is_told() {
     smtp.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_city_wide_alert_inhibits_the_same_indicators_local_alerts() {
+    let env = TestEnv::new().await;
+    let smtp = SmtpSink::start().await;
+    let running = start(&env, &smtp).await;
+    let mut client = Client::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .expect("connect");
+    client
+        .put_staff_directory(notify::StaffDirectory {
+            staff: vec![member("perf-lead", &["performance_lead"], &[])],
+            responsibilities: vec![notify::Responsibility {
+                staff_code: "perf-lead".into(),
+                indicator_code: String::new(),
+                locality_code: String::new(),
+            }],
+        })
+        .await
+        .expect("directory");
+    let city = "ingest/target-breach/NEET_16_18/CITY";
+    publish(
+        &env,
+        "ingest.escalation.raised",
+        "city-1",
+        raised(city, "occ-city", &["CITY"]).encode_to_vec(),
+    )
+    .await;
+    eventually(Duration::from_secs(10), "the city-wide alert's delivery", || {
+        let mut client = client.clone();
+        async move { Some(deliveries(&mut client, city).await).filter(|d| !d.is_empty()) }
+    })
+    .await;
+    // The same indicator and rule in the East: kept, not sent. Another indicator in the East: sent.
+    let east = "ingest/target-breach/NEET_16_18/AREA_EAST";
+    publish(
+        &env,
+        "ingest.escalation.raised",
+        "east-1",
+        raised(east, "occ-east", &["AREA_EAST", "CITY"]).encode_to_vec(),
+    )
+    .await;
+    let other = "ingest/target-breach/GCSE_5AC/AREA_EAST";
+    let mut gcse = raised(other, "occ-gcse", &["AREA_EAST", "CITY"]);
+    if let Some(alerting::escalation_raised::Subject::Indicator(breach)) = &mut gcse.subject {
+        breach.indicator_code = "GCSE_5AC".into();
+    }
+    publish(&env, "ingest.escalation.raised", "gcse-1", gcse.encode_to_vec()).await;
+    eventually(Duration::from_secs(10), "the other indicator's delivery", || {
+        let mut client = client.clone();
+        async move { Some(deliveries(&mut client, other).await).filter(|d| !d.is_empty()) }
+    })
+    .await;
+    let alerts = client
+        .list_alerts(notify::ListAlertsRequest::default())
+        .await
+        .expect("alerts")
+        .into_inner()
+        .alerts;
+    let inhibited = alerts
+        .iter()
+        .find(|a| a.dedup_key == east)
+        .expect("the local alert is kept");
+    assert_eq!(inhibited.inhibited_by, city);
+    assert!(
+        deliveries(&mut client, east).await.is_empty(),
+        "nobody told of the inhibited alert"
+    );
+    running.stop().await.expect("clean stop");
+    smtp.stop().await;
+    env.cleanup().await;
+}

@@ -273,6 +273,7 @@ fn alert_to_proto(row: AlertRecord) -> pb::Alert {
         acknowledged_by: row.acknowledged_by.unwrap_or_default(),
         acknowledged_at: row.acknowledged_at.map(timestamp),
         silenced_by: row.silenced_by.map(|id| id.to_string()).unwrap_or_default(),
+        inhibited_by: row.inhibited_by.unwrap_or_default(),
     }
 }
 

@@ -15,7 +15,7 @@ use trust_proto::notifications::v1::{RouteMatchers, RoutingConfig};
 
 use crate::domain::cover::{self, Answering};
 use crate::domain::ladder::{Channel, Ladder, Level, Policy, Stage, Target, Wait};
-use crate::domain::quieting::Silence;
+use crate::domain::quieting::{Firing, Silence, inhibited};
 use crate::domain::routing::{self, AlertFacts};
 use crate::domain::routing_config::{Routing, matchers_from_proto, routing_from_proto};
 use crate::domain::{self, Escalation, EventKind, Transition};
@@ -281,6 +281,17 @@ pub(crate) async fn queue_for(
     answering: &[Answering],
     step: &str,
 ) -> Result<u64, sqlx::Error> {
+    if let Some(city_wide) = inhibiting(conn, event).await? {
+        store::mark_inhibited(conn, event.dedup_key(), &city_wide).await?;
+        tracing::info!(
+            dedup_key = event.dedup_key(),
+            event = event.kind().as_str(),
+            step,
+            inhibited_by = %city_wide,
+            "inhibited by the city-wide alert: kept, nobody told"
+        );
+        return Ok(0);
+    }
     if let Some(silence) = silencing(conn, event).await? {
         store::mark_silenced(conn, event.dedup_key(), silence).await?;
         tracing::info!(
@@ -351,4 +362,30 @@ async fn silencing(conn: &mut PgConnection, event: &Escalation) -> Result<Option
         }
     }
     Ok(None)
+}
+
+/// The firing city-wide alert of the same indicator and rule that suppresses this local one, if any.
+async fn inhibiting(conn: &mut PgConnection, event: &Escalation) -> Result<Option<String>, sqlx::Error> {
+    let Some(lineage) = event.indicator().map(|b| b.locality_lineage.as_slice()) else {
+        return Ok(None);
+    };
+    let Some(city) = lineage.last().filter(|_| lineage.len() > 1) else {
+        return Ok(None);
+    };
+    let Some(city_alert) = store::firing_alert_for(conn, event.indicator_code(), event.rule(), city).await?
+    else {
+        return Ok(None);
+    };
+    let city_lineage = [city.clone()];
+    let this = Firing {
+        indicator: event.indicator_code(),
+        rule: event.rule(),
+        locality_lineage: lineage,
+    };
+    let city_wide = Firing {
+        indicator: event.indicator_code(),
+        rule: event.rule(),
+        locality_lineage: &city_lineage,
+    };
+    Ok(inhibited(&this, &[city_wide]).then_some(city_alert))
 }

@@ -408,6 +408,7 @@ pub struct AlertRecord {
     pub acknowledged_by: Option<String>,
     pub acknowledged_at: Option<OffsetDateTime>,
     pub silenced_by: Option<Uuid>,
+    pub inhibited_by: Option<String>,
 }
 
 /// Most recently changed first; every state when `state` is None, every key when `dedup_key` is None.
@@ -423,7 +424,7 @@ pub async fn list_alerts(
                 (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id) AS deliveries, \
                 (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id \
                    AND d.state = 'failed') AS failed_deliveries, \
-                a.acknowledged_by, a.acknowledged_at, a.silenced_by \
+                a.acknowledged_by, a.acknowledged_at, a.silenced_by, a.inhibited_by \
          FROM alert a WHERE ($1::text IS NULL OR a.state = $1) AND ($2::text IS NULL OR a.dedup_key = $2) \
          ORDER BY a.updated_at DESC, a.dedup_key LIMIT $3",
     )
@@ -605,6 +606,34 @@ pub async fn mark_silenced(
     sqlx::query("UPDATE alert SET silenced_by = $2 WHERE dedup_key = $1")
         .bind(dedup_key)
         .bind(silence)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The firing alert, if any, of this indicator and rule for `locality`.
+pub async fn firing_alert_for(
+    conn: &mut PgConnection,
+    indicator: &str,
+    rule: &str,
+    locality: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT dedup_key FROM alert WHERE state = 'firing' AND indicator_code = $1 AND rule = $2 \
+         AND locality_code = $3 ORDER BY dedup_key LIMIT 1",
+    )
+    .bind(indicator)
+    .bind(rule)
+    .bind(locality)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Record that a city-wide alert kept people from being told about an alert.
+pub async fn mark_inhibited(conn: &mut PgConnection, dedup_key: &str, by: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE alert SET inhibited_by = $2 WHERE dedup_key = $1")
+        .bind(dedup_key)
+        .bind(by)
         .execute(conn)
         .await?;
     Ok(())
