@@ -4,6 +4,7 @@
 
 pub mod fixtures;
 pub mod nats_server;
+pub mod notifications;
 pub mod smtp;
 
 use std::path::PathBuf;

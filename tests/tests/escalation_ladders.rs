@@ -1,40 +1,16 @@
 //! Routing and escalation ladders end to end (real Postgres, JetStream, SMTP, gRPC): a route for an area
 //! takes its clusters' alerts to the area's policy, whose first level is told at once; when nobody
 //! acknowledges within the level's wait the next level is told; an acknowledgement stops the climb; an
-//! alert no route takes follows the default policy; a resolution tells everyone who was told.
+//! alert no route takes follows the default policy; a resolution tells everyone who was told; silences and
+//! a city-wide alert keep alerts from being sent without dropping them; two replicas send each step once.
 
 use std::time::Duration;
 
 use prost::Message;
-use tokio_util::sync::CancellationToken;
-use trust_e2e::smtp::SmtpSink;
-use trust_e2e::{TestEnv, eventually};
+use trust_e2e::eventually;
+use trust_e2e::notifications::{NotificationsUnderTest, level, member, start_notifications};
 use trust_proto::alerting::v1 as alerting;
 use trust_proto::notifications::v1 as notify;
-use trust_proto::notifications::v1::notifications_client::NotificationsClient;
-
-type Client = NotificationsClient<tonic::transport::Channel>;
-
-fn member(code: &str, roles: &[&str], localities: &[&str]) -> notify::StaffMember {
-    notify::StaffMember {
-        code: code.into(),
-        name: format!("{code} (test)"),
-        email: format!("{code}@example.org"),
-        partner_code: "council".into(),
-        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-        localities: localities.iter().map(|l| (*l).to_owned()).collect(),
-        ..Default::default()
-    }
-}
-
-fn level(roles: &[&str], people: &[&str], wait: &str) -> notify::EscalationLevel {
-    notify::EscalationLevel {
-        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-        people: people.iter().map(|p| (*p).to_owned()).collect(),
-        wait: wait.into(),
-        ..Default::default()
-    }
-}
 
 fn routing() -> notify::RoutingConfig {
     notify::RoutingConfig {
@@ -101,61 +77,14 @@ fn raised(key: &str, occurrence: &str, lineage: &[&str]) -> alerting::Escalation
     }
 }
 
-async fn publish(env: &TestEnv, subject: &str, message_id: &str, payload: Vec<u8>) {
-    let js = async_nats::jetstream::new(env.nats().await);
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", message_id);
-    js.publish_with_headers(env.subject(subject), headers, payload.into())
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
-}
-
-/// notifications for `env`, mailing `smtp`, with the scheduler and delivery worker looking every 100 ms.
-async fn start(env: &TestEnv, smtp: &SmtpSink) -> trust_runtime::RunningService {
-    let config: notifications::NotificationsConfig = env
-        .loader(notifications::DEFAULTS, "trust_notifications")
-        .set("smtp.host", "127.0.0.1")
-        .set("smtp.port", i64::from(smtp.port))
-        .set("smtp.tls", "none")
-        .set("delivery.poll_interval_ms", 100_i64)
-        .set("escalation.tick_ms", 100_i64)
-        .load()
-        .expect("notifications config");
-    notifications::start(config, CancellationToken::new())
-        .await
-        .expect("notifications")
-}
-
-/// (staff, event) of every delivery of an alert, oldest first.
-async fn deliveries(client: &mut Client, key: &str) -> Vec<(String, String)> {
-    let mut list = client
-        .list_deliveries(notify::ListDeliveriesRequest {
-            dedup_key: key.into(),
-            limit: 0,
-        })
-        .await
-        .expect("deliveries")
-        .into_inner()
-        .deliveries;
-    list.reverse();
-    list.into_iter().map(|d| (d.staff_code, d.event)).collect()
-}
-
 fn pair(staff: &str, event: &str) -> (String, String) {
     (staff.to_owned(), event.to_owned())
 }
 
 #[tokio::test]
 async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_rest() {
-    let env = TestEnv::new().await;
-    let smtp = SmtpSink::start().await;
-    let running = start(&env, &smtp).await;
-    let mut client = Client::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("connect");
-    client
+    let mut n = NotificationsUnderTest::start().await;
+    n.client
         .put_staff_directory(notify::StaffDirectory {
             staff: vec![
                 member("enabler-east", &["locality_enabler"], &["AREA_EAST"]),
@@ -172,13 +101,13 @@ async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_re
         })
         .await
         .expect("directory");
-    client.put_routing(routing()).await.expect("routing");
+    n.client.put_routing(routing()).await.expect("routing");
     let mut unknown_policy = routing();
     unknown_policy.default_policy = "nope".into();
-    let refused = client.put_routing(unknown_policy).await.expect_err("refused");
+    let refused = n.client.put_routing(unknown_policy).await.expect_err("refused");
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert_eq!(
-        client
+        n.client
             .get_routing(notify::GetRoutingRequest {})
             .await
             .expect("get")
@@ -190,25 +119,19 @@ async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_re
     // told at once, and the head of service when nobody acknowledges within 2 s.
     let east = "ingest/target-breach/NEET_16_18/CLUSTER_E1";
     let event = raised(east, "occ-east", &["CLUSTER_E1", "AREA_EAST", "CITY"]);
-    publish(&env, "ingest.escalation.raised", "east-1", event.encode_to_vec()).await;
-    let first = eventually(Duration::from_secs(10), "the first level", || {
-        let mut client = client.clone();
-        async move { Some(deliveries(&mut client, east).await).filter(|d| !d.is_empty()) }
-    })
-    .await;
+    n.publish("ingest.escalation.raised", "east-1", event.encode_to_vec())
+        .await;
+    let first = n.await_deliveries(east, 1).await;
     assert_eq!(first, vec![pair("enabler-east", "raised")]);
-    let second = eventually(Duration::from_secs(10), "the second level", || {
-        let mut client = client.clone();
-        async move { Some(deliveries(&mut client, east).await).filter(|d| d.len() >= 2) }
-    })
-    .await;
+    let second = n.await_deliveries(east, 2).await;
     assert_eq!(
         second,
         vec![pair("enabler-east", "raised"), pair("head", "raised")]
     );
 
     // The head acknowledges: the climb stops, so the DCS is never told.
-    let acknowledged = client
+    let acknowledged = n
+        .client
         .acknowledge_alert(notify::AcknowledgeAlertRequest {
             dedup_key: east.into(),
             by: "head".into(),
@@ -221,7 +144,7 @@ async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_re
     assert_eq!(acknowledged.acknowledged_by, "head");
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(
-        deliveries(&mut client, east).await.len(),
+        n.deliveries(east).await.len(),
         2,
         "no third level after the acknowledgement"
     );
@@ -229,12 +152,9 @@ async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_re
     // A West alert no route takes follows the default policy: whoever is responsible.
     let west = "ingest/target-breach/NEET_16_18/AREA_WEST";
     let event = raised(west, "occ-west", &["AREA_WEST", "CITY"]);
-    publish(&env, "ingest.escalation.raised", "west-1", event.encode_to_vec()).await;
-    let told = eventually(Duration::from_secs(10), "the default route", || {
-        let mut client = client.clone();
-        async move { Some(deliveries(&mut client, west).await).filter(|d| !d.is_empty()) }
-    })
-    .await;
+    n.publish("ingest.escalation.raised", "west-1", event.encode_to_vec())
+        .await;
+    let told = n.await_deliveries(west, 1).await;
     assert_eq!(told, vec![pair("perf-lead", "raised")]);
 
     // Resolving the East alert tells both people who were told, and nobody else.
@@ -246,39 +166,23 @@ async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_re
         summary: "recovered".into(),
         ..Default::default()
     };
-    publish(
-        &env,
-        "ingest.escalation.resolved",
-        "east-2",
-        resolved.encode_to_vec(),
-    )
-    .await;
-    let all = eventually(Duration::from_secs(10), "the resolution", || {
-        let mut client = client.clone();
-        async move { Some(deliveries(&mut client, east).await).filter(|d| d.len() == 4) }
-    })
-    .await;
+    n.publish("ingest.escalation.resolved", "east-2", resolved.encode_to_vec())
+        .await;
+    let all = n.await_deliveries(east, 4).await;
     let mut resolutions: Vec<_> = all.into_iter().filter(|(_, e)| e == "resolved").collect();
     resolutions.sort();
     assert_eq!(
         resolutions,
         vec![pair("enabler-east", "resolved"), pair("head", "resolved")]
     );
-    running.stop().await.expect("clean stop");
-    smtp.stop().await;
-    env.cleanup().await;
+    n.finish().await;
 }
 
 #[tokio::test]
 async fn two_replicas_climbing_the_same_ladders_send_each_step_once() {
-    let env = TestEnv::new().await;
-    let smtp = SmtpSink::start().await;
-    let first = start(&env, &smtp).await;
-    let second = start(&env, &smtp).await;
-    let mut client = Client::connect(format!("http://{}", first.grpc_addr))
-        .await
-        .expect("connect");
-    client
+    let mut n = NotificationsUnderTest::start().await;
+    let second = start_notifications(&n.env, &n.smtp).await;
+    n.client
         .put_staff_directory(notify::StaffDirectory {
             staff: vec![
                 member("enabler-east", &["locality_enabler"], &["AREA_EAST"]),
@@ -296,20 +200,19 @@ async fn two_replicas_climbing_the_same_ladders_send_each_step_once() {
         level(&[], &["head"], "1s"),
         level(&[], &["dcs"], "1h"),
     ];
-    client.put_routing(config).await.expect("routing");
+    n.client.put_routing(config).await.expect("routing");
 
     const ALERTS: usize = 20;
-    for n in 0..ALERTS {
-        let key = format!("ingest/target-breach/NEET_16_18/CLUSTER_E{n}");
+    for i in 0..ALERTS {
+        let key = format!("ingest/target-breach/NEET_16_18/CLUSTER_E{i}");
         let event = raised(
             &key,
-            &format!("occ-{n}"),
-            &[&format!("CLUSTER_E{n}"), "AREA_EAST", "CITY"],
+            &format!("occ-{i}"),
+            &[&format!("CLUSTER_E{i}"), "AREA_EAST", "CITY"],
         );
-        publish(
-            &env,
+        n.publish(
             "ingest.escalation.raised",
-            &format!("raise-{n}"),
+            &format!("raise-{i}"),
             event.encode_to_vec(),
         )
         .await;
@@ -317,7 +220,7 @@ async fn two_replicas_climbing_the_same_ladders_send_each_step_once() {
     // Each alert: enabler, head, DCS: three deliveries, three emails, whichever replica did the work.
     let expected = ALERTS * 3;
     let sent = eventually(Duration::from_secs(30), "every step sent", || {
-        let mut client = client.clone();
+        let mut client = n.client.clone();
         async move {
             let list = client
                 .list_deliveries(notify::ListDeliveriesRequest {
@@ -335,7 +238,8 @@ async fn two_replicas_climbing_the_same_ladders_send_each_step_once() {
     .await;
     // Let both schedulers run on past every due step: nothing more may appear.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = client
+    let after = n
+        .client
         .list_deliveries(notify::ListDeliveriesRequest {
             dedup_key: String::new(),
             limit: 1000,
@@ -352,59 +256,41 @@ async fn two_replicas_climbing_the_same_ladders_send_each_step_once() {
     steps.sort();
     steps.dedup();
     assert_eq!(steps.len(), expected, "each (alert, person) once");
-    assert_eq!(smtp.messages().len(), expected, "one email per step, none twice");
-    first.stop().await.expect("stop first");
-    second.stop().await.expect("stop second");
-    smtp.stop().await;
-    env.cleanup().await;
+    assert_eq!(
+        n.smtp.messages().len(),
+        expected,
+        "one email per step, none twice"
+    );
+    second.stop().await.expect("stop the second replica");
+    n.finish().await;
 }
 
 #[tokio::test]
 async fn the_demo_routing_file_is_accepted_and_read_back() {
-    let env = TestEnv::new().await;
-    let smtp = SmtpSink::start().await;
-    let running = start(&env, &smtp).await;
-    let mut client = Client::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("connect");
+    let mut n = NotificationsUnderTest::start().await;
     let file = trust_e2e::repo_root().join("deploy/demo/routing.toml");
     let config = trustctl::routing_file::load(&file).expect("the demo routing file reads");
-    let loaded = client
+    let loaded = n
+        .client
         .put_routing(config.clone())
         .await
         .expect("accepted")
         .into_inner();
     assert_eq!(loaded.policies as usize, config.policies.len());
-    let back = client
+    let back = n
+        .client
         .get_routing(notify::GetRoutingRequest {})
         .await
         .expect("get")
         .into_inner();
     assert_eq!(back, config);
-    running.stop().await.expect("clean stop");
-    smtp.stop().await;
-    env.cleanup().await;
+    n.finish().await;
 }
 
 #[tokio::test]
 async fn a_silenced_alert_is_kept_and_listed_but_nobody_is_told() {
-    let env = TestEnv::new().await;
-    let smtp = SmtpSink::start().await;
-    let running = start(&env, &smtp).await;
-    let mut client = Client::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("connect");
-    client
-        .put_staff_directory(notify::StaffDirectory {
-            staff: vec![member("perf-lead", &["performance_lead"], &[])],
-            responsibilities: vec![notify::Responsibility {
-                staff_code: "perf-lead".into(),
-                indicator_code: String::new(),
-                locality_code: String::new(),
-            }],
-        })
-        .await
-        .expect("directory");
+    let mut n = NotificationsUnderTest::start().await;
+    n.with_default_owner_only().await;
     let in_an_hour =
         trust_runtime::grpc::timestamp(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
     let east_neet = notify::RouteMatchers {
@@ -412,7 +298,8 @@ async fn a_silenced_alert_is_kept_and_listed_but_nobody_is_told() {
         localities: vec!["AREA_EAST".into()],
         ..Default::default()
     };
-    let no_reason = client
+    let no_reason = n
+        .client
         .put_silence(notify::Silence {
             matchers: Some(east_neet.clone()),
             ends_at: Some(in_an_hour),
@@ -422,7 +309,8 @@ async fn a_silenced_alert_is_kept_and_listed_but_nobody_is_told() {
         .await
         .expect_err("a silence needs a reason");
     assert!(no_reason.message().contains("reason"), "{}", no_reason.message());
-    let silence = client
+    let silence = n
+        .client
         .put_silence(notify::Silence {
             matchers: Some(east_neet),
             ends_at: Some(in_an_hour),
@@ -437,17 +325,16 @@ async fn a_silenced_alert_is_kept_and_listed_but_nobody_is_told() {
     // A cluster in the East is covered by the silence on its area; the West is not.
     let east = "ingest/target-breach/NEET_16_18/CLUSTER_E1";
     let event = raised(east, "occ-east", &["CLUSTER_E1", "AREA_EAST", "CITY"]);
-    publish(&env, "ingest.escalation.raised", "east-1", event.encode_to_vec()).await;
+    n.publish("ingest.escalation.raised", "east-1", event.encode_to_vec())
+        .await;
     let west = "ingest/target-breach/NEET_16_18/AREA_WEST";
     let event = raised(west, "occ-west", &["AREA_WEST", "CITY"]);
-    publish(&env, "ingest.escalation.raised", "west-1", event.encode_to_vec()).await;
-    let told = eventually(Duration::from_secs(10), "the unsilenced alert's delivery", || {
-        let mut client = client.clone();
-        async move { Some(deliveries(&mut client, west).await).filter(|d| !d.is_empty()) }
-    })
-    .await;
+    n.publish("ingest.escalation.raised", "west-1", event.encode_to_vec())
+        .await;
+    let told = n.await_deliveries(west, 1).await;
     assert_eq!(told, vec![pair("perf-lead", "raised")]);
-    let alerts = client
+    let alerts = n
+        .client
         .list_alerts(notify::ListAlertsRequest::default())
         .await
         .expect("alerts")
@@ -460,10 +347,11 @@ async fn a_silenced_alert_is_kept_and_listed_but_nobody_is_told() {
     assert_eq!(silenced.state, notify::AlertState::Firing as i32);
     assert_eq!(silenced.silenced_by, silence.id);
     assert!(
-        deliveries(&mut client, east).await.is_empty(),
+        n.deliveries(east).await.is_empty(),
         "nobody told of the silenced alert"
     );
-    let listed = client
+    let listed = n
+        .client
         .list_silences(notify::ListSilencesRequest::default())
         .await
         .expect("silences")
@@ -471,47 +359,24 @@ async fn a_silenced_alert_is_kept_and_listed_but_nobody_is_told() {
         .silences;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].author, "perf-lead");
-    running.stop().await.expect("clean stop");
-    smtp.stop().await;
-    env.cleanup().await;
+    n.finish().await;
 }
 
 #[tokio::test]
 async fn a_city_wide_alert_inhibits_the_same_indicators_local_alerts() {
-    let env = TestEnv::new().await;
-    let smtp = SmtpSink::start().await;
-    let running = start(&env, &smtp).await;
-    let mut client = Client::connect(format!("http://{}", running.grpc_addr))
-        .await
-        .expect("connect");
-    client
-        .put_staff_directory(notify::StaffDirectory {
-            staff: vec![member("perf-lead", &["performance_lead"], &[])],
-            responsibilities: vec![notify::Responsibility {
-                staff_code: "perf-lead".into(),
-                indicator_code: String::new(),
-                locality_code: String::new(),
-            }],
-        })
-        .await
-        .expect("directory");
+    let mut n = NotificationsUnderTest::start().await;
+    n.with_default_owner_only().await;
     let city = "ingest/target-breach/NEET_16_18/CITY";
-    publish(
-        &env,
+    n.publish(
         "ingest.escalation.raised",
         "city-1",
         raised(city, "occ-city", &["CITY"]).encode_to_vec(),
     )
     .await;
-    eventually(Duration::from_secs(10), "the city-wide alert's delivery", || {
-        let mut client = client.clone();
-        async move { Some(deliveries(&mut client, city).await).filter(|d| !d.is_empty()) }
-    })
-    .await;
+    n.await_deliveries(city, 1).await;
     // The same indicator and rule in the East: kept, not sent. Another indicator in the East: sent.
     let east = "ingest/target-breach/NEET_16_18/AREA_EAST";
-    publish(
-        &env,
+    n.publish(
         "ingest.escalation.raised",
         "east-1",
         raised(east, "occ-east", &["AREA_EAST", "CITY"]).encode_to_vec(),
@@ -522,13 +387,11 @@ async fn a_city_wide_alert_inhibits_the_same_indicators_local_alerts() {
     if let Some(alerting::escalation_raised::Subject::Indicator(breach)) = &mut gcse.subject {
         breach.indicator_code = "GCSE_5AC".into();
     }
-    publish(&env, "ingest.escalation.raised", "gcse-1", gcse.encode_to_vec()).await;
-    eventually(Duration::from_secs(10), "the other indicator's delivery", || {
-        let mut client = client.clone();
-        async move { Some(deliveries(&mut client, other).await).filter(|d| !d.is_empty()) }
-    })
-    .await;
-    let alerts = client
+    n.publish("ingest.escalation.raised", "gcse-1", gcse.encode_to_vec())
+        .await;
+    n.await_deliveries(other, 1).await;
+    let alerts = n
+        .client
         .list_alerts(notify::ListAlertsRequest::default())
         .await
         .expect("alerts")
@@ -540,10 +403,8 @@ async fn a_city_wide_alert_inhibits_the_same_indicators_local_alerts() {
         .expect("the local alert is kept");
     assert_eq!(inhibited.inhibited_by, city);
     assert!(
-        deliveries(&mut client, east).await.is_empty(),
+        n.deliveries(east).await.is_empty(),
         "nobody told of the inhibited alert"
     );
-    running.stop().await.expect("clean stop");
-    smtp.stop().await;
-    env.cleanup().await;
+    n.finish().await;
 }

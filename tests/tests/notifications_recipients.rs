@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 use trust_e2e::fixtures::{EAST, NEET};
+use trust_e2e::notifications::{publish_escalation, start_notifications};
 use trust_e2e::smtp::SmtpSink;
 use trust_e2e::{TestEnv, eventually};
 use trust_proto::alerting::v1 as alerting;
@@ -24,17 +24,6 @@ fn member(code: &str, email: &str, away: bool, cover: &str) -> notify::StaffMemb
         cover_staff_code: cover.into(),
         ..Default::default()
     }
-}
-
-async fn publish(env: &TestEnv, subject: &str, message_id: &str, payload: Vec<u8>) {
-    let js = async_nats::jetstream::new(env.nats().await);
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", message_id);
-    js.publish_with_headers(env.subject(subject), headers, payload.into())
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
 }
 
 /// The first email the sink received, decoded.
@@ -58,20 +47,6 @@ fn breach() -> alerting::IndicatorBreach {
         target: 8.0,
         ..Default::default()
     }
-}
-
-async fn start_notifications(env: &TestEnv, smtp: &SmtpSink) -> trust_runtime::RunningService {
-    let config: notifications::NotificationsConfig = env
-        .loader(notifications::DEFAULTS, "trust_notifications")
-        .set("smtp.host", "127.0.0.1")
-        .set("smtp.port", i64::from(smtp.port))
-        .set("smtp.tls", "none")
-        .set("delivery.poll_interval_ms", 100_i64)
-        .load()
-        .expect("notifications config");
-    notifications::start(config, CancellationToken::new())
-        .await
-        .expect("notifications")
 }
 
 #[tokio::test]
@@ -110,7 +85,7 @@ async fn an_escalation_for_an_away_person_goes_to_their_cover_and_its_resolution
         subject: Some(alerting::escalation_raised::Subject::Indicator(breach())),
         ..Default::default()
     };
-    publish(
+    publish_escalation(
         &env,
         "ingest.escalation.raised",
         "raise-1",
@@ -146,7 +121,7 @@ async fn an_escalation_for_an_away_person_goes_to_their_cover_and_its_resolution
         subject: Some(alerting::escalation_resolved::Subject::Indicator(breach())),
         ..Default::default()
     };
-    publish(
+    publish_escalation(
         &env,
         "ingest.escalation.resolved",
         "resolve-1",
@@ -208,7 +183,7 @@ async fn an_event_that_cannot_be_decoded_is_parked_and_its_alert_reaches_the_def
         .await
         .expect("directory");
 
-    publish(
+    publish_escalation(
         &env,
         "ingest.escalation.raised",
         "garbage-1",

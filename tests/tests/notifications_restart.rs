@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use prost::Message;
 use tokio_util::sync::CancellationToken;
+use trust_e2e::notifications::{level, member};
 use trust_e2e::smtp::SmtpSink;
 use trust_e2e::{TestEnv, eventually, free_port};
 use trust_proto::alerting::v1 as alerting;
@@ -98,24 +99,6 @@ async fn connect(port: u16) -> NotificationsClient<tonic::transport::Channel> {
     .await
 }
 
-fn level(people: &[&str], wait: &str) -> notify::EscalationLevel {
-    notify::EscalationLevel {
-        people: people.iter().map(|p| (*p).to_owned()).collect(),
-        wait: wait.into(),
-        ..Default::default()
-    }
-}
-
-fn member(code: &str) -> notify::StaffMember {
-    notify::StaffMember {
-        code: code.into(),
-        name: code.into(),
-        email: format!("{code}@example.org"),
-        partner_code: "council".into(),
-        ..Default::default()
-    }
-}
-
 /// Message-IDs of the emails the sink holds.
 fn message_ids(smtp: &SmtpSink) -> Vec<String> {
     smtp.messages()
@@ -137,7 +120,11 @@ async fn killing_notifications_while_ladders_climb_sends_every_due_step_once() {
     let mut client = connect(port).await;
     client
         .put_staff_directory(notify::StaffDirectory {
-            staff: vec![member("enabler"), member("head"), member("dcs")],
+            staff: vec![
+                member("enabler", &[], &[]),
+                member("head", &[], &[]),
+                member("dcs", &[], &[]),
+            ],
             responsibilities: vec![],
         })
         .await
@@ -149,9 +136,9 @@ async fn killing_notifications_while_ladders_climb_sends_every_due_step_once() {
             policies: vec![notify::EscalationPolicy {
                 name: "climb".into(),
                 levels: vec![
-                    level(&["enabler"], "1s"),
-                    level(&["head"], "1s"),
-                    level(&["dcs"], "1h"),
+                    level(&[], &["enabler"], "1s"),
+                    level(&[], &["head"], "1s"),
+                    level(&[], &["dcs"], "1h"),
                 ],
                 repeat: "1h".into(),
                 acknowledgement_timeout: "1h".into(),

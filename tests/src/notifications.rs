@@ -1,0 +1,143 @@
+//! notifications under test: the service in this process for a fresh environment, with an SMTP sink, its
+//! scheduler and delivery worker looking every 100 ms, a gRPC client, and helpers to publish escalation
+//! events and read what was delivered.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use trust_proto::notifications::v1 as notify;
+use trust_runtime::RunningService;
+
+use crate::TestEnv;
+use crate::smtp::SmtpSink;
+
+pub type NotificationsClient = notify::notifications_client::NotificationsClient<tonic::transport::Channel>;
+
+/// Start notifications for `env`, mailing `smtp`.
+pub async fn start_notifications(env: &TestEnv, smtp: &SmtpSink) -> RunningService {
+    let config: notifications::NotificationsConfig = env
+        .loader(notifications::DEFAULTS, "trust_notifications")
+        .set("smtp.host", "127.0.0.1")
+        .set("smtp.port", i64::from(smtp.port))
+        .set("smtp.tls", "none")
+        .set("delivery.poll_interval_ms", 100_i64)
+        .set("escalation.tick_ms", 100_i64)
+        .load()
+        .expect("notifications config");
+    notifications::start(config, CancellationToken::new())
+        .await
+        .expect("notifications")
+}
+
+/// Publish an escalation event (or any bytes) on `subject` (documented form) with its own message id.
+pub async fn publish_escalation(env: &TestEnv, subject: &str, message_id: &str, payload: Vec<u8>) {
+    let js = async_nats::jetstream::new(env.nats().await);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", message_id);
+    js.publish_with_headers(env.subject(subject), headers, payload.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+}
+
+/// A member of staff with these roles and localities, mailed at `<code>@example.org`.
+pub fn member(code: &str, roles: &[&str], localities: &[&str]) -> notify::StaffMember {
+    notify::StaffMember {
+        code: code.into(),
+        name: format!("{code} (test)"),
+        email: format!("{code}@example.org"),
+        partner_code: "council".into(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        localities: localities.iter().map(|l| (*l).to_owned()).collect(),
+        ..Default::default()
+    }
+}
+
+/// A ladder level telling these roles and people, with this wait.
+pub fn level(roles: &[&str], people: &[&str], wait: &str) -> notify::EscalationLevel {
+    notify::EscalationLevel {
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        people: people.iter().map(|p| (*p).to_owned()).collect(),
+        wait: wait.into(),
+        ..Default::default()
+    }
+}
+
+/// notifications running for one test, with its environment, SMTP sink and a client.
+pub struct NotificationsUnderTest {
+    pub env: TestEnv,
+    pub smtp: SmtpSink,
+    pub running: RunningService,
+    pub client: NotificationsClient,
+}
+
+impl NotificationsUnderTest {
+    pub async fn start() -> Self {
+        let env = TestEnv::new().await;
+        let smtp = SmtpSink::start().await;
+        let running = start_notifications(&env, &smtp).await;
+        let client = NotificationsClient::connect(format!("http://{}", running.grpc_addr))
+            .await
+            .expect("connect");
+        Self {
+            env,
+            smtp,
+            running,
+            client,
+        }
+    }
+
+    /// A directory of one person, `perf-lead`, holding the default responsibility.
+    pub async fn with_default_owner_only(&mut self) {
+        self.client
+            .put_staff_directory(notify::StaffDirectory {
+                staff: vec![member("perf-lead", &["performance_lead"], &[])],
+                responsibilities: vec![notify::Responsibility {
+                    staff_code: "perf-lead".into(),
+                    indicator_code: String::new(),
+                    locality_code: String::new(),
+                }],
+            })
+            .await
+            .expect("directory");
+    }
+
+    pub async fn publish(&self, subject: &str, message_id: &str, payload: Vec<u8>) {
+        publish_escalation(&self.env, subject, message_id, payload).await;
+    }
+
+    /// (staff, event) of every delivery of an alert, oldest first.
+    pub async fn deliveries(&self, key: &str) -> Vec<(String, String)> {
+        let mut list = self
+            .client
+            .clone()
+            .list_deliveries(notify::ListDeliveriesRequest {
+                dedup_key: key.into(),
+                limit: 0,
+            })
+            .await
+            .expect("deliveries")
+            .into_inner()
+            .deliveries;
+        list.reverse();
+        list.into_iter().map(|d| (d.staff_code, d.event)).collect()
+    }
+
+    /// Wait until an alert has at least `count` deliveries; returns them.
+    pub async fn await_deliveries(&self, key: &str, count: usize) -> Vec<(String, String)> {
+        crate::eventually(
+            Duration::from_secs(15),
+            "deliveries of the alert",
+            || async move { Some(self.deliveries(key).await).filter(|d| d.len() >= count) },
+        )
+        .await
+    }
+
+    /// Stop the service gracefully and remove the environment.
+    pub async fn finish(self) {
+        self.running.stop().await.expect("clean stop");
+        self.smtp.stop().await;
+        self.env.cleanup().await;
+    }
+}
