@@ -124,6 +124,20 @@ impl NotificationsUnderTest {
         list.into_iter().map(|d| (d.staff_code, d.event)).collect()
     }
 
+    /// The alert with this key, as `ListAlerts` shows it.
+    pub async fn alert(&self, key: &str) -> notify::Alert {
+        self.client
+            .clone()
+            .list_alerts(notify::ListAlertsRequest::default())
+            .await
+            .expect("alerts")
+            .into_inner()
+            .alerts
+            .into_iter()
+            .find(|a| a.dedup_key == key)
+            .expect("the alert is listed")
+    }
+
     /// Wait until an alert has at least `count` deliveries; returns them.
     pub async fn await_deliveries(&self, key: &str, count: usize) -> Vec<(String, String)> {
         crate::eventually(

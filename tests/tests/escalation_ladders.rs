@@ -333,17 +333,7 @@ async fn a_silenced_alert_is_kept_and_listed_but_nobody_is_told() {
         .await;
     let told = n.await_deliveries(west, 1).await;
     assert_eq!(told, vec![pair("perf-lead", "raised")]);
-    let alerts = n
-        .client
-        .list_alerts(notify::ListAlertsRequest::default())
-        .await
-        .expect("alerts")
-        .into_inner()
-        .alerts;
-    let silenced = alerts
-        .iter()
-        .find(|a| a.dedup_key == east)
-        .expect("the silenced alert is kept");
+    let silenced = n.alert(east).await;
     assert_eq!(silenced.state, notify::AlertState::Firing as i32);
     assert_eq!(silenced.silenced_by, silence.id);
     assert!(
@@ -390,17 +380,7 @@ async fn a_city_wide_alert_inhibits_the_same_indicators_local_alerts() {
     n.publish("ingest.escalation.raised", "gcse-1", gcse.encode_to_vec())
         .await;
     n.await_deliveries(other, 1).await;
-    let alerts = n
-        .client
-        .list_alerts(notify::ListAlertsRequest::default())
-        .await
-        .expect("alerts")
-        .into_inner()
-        .alerts;
-    let inhibited = alerts
-        .iter()
-        .find(|a| a.dedup_key == east)
-        .expect("the local alert is kept");
+    let inhibited = n.alert(east).await;
     assert_eq!(inhibited.inhibited_by, city);
     assert!(
         n.deliveries(east).await.is_empty(),
