@@ -129,6 +129,23 @@ async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_re
         vec![pair("enabler-east", "raised"), pair("head", "raised")]
     );
 
+    // The escalated email says why it came.
+    let escalated = eventually(Duration::from_secs(10), "the escalated email", || {
+        let messages = n.smtp.messages();
+        async move {
+            messages
+                .iter()
+                .map(|m| trust_e2e::smtp::decode_quoted_printable(m))
+                .find(|m| m.contains("head@example.org"))
+        }
+    })
+    .await;
+    assert!(escalated.contains("[Escalated]"), "{escalated}");
+    assert!(
+        escalated.contains("nobody acknowledged this alert within 2 second(s)"),
+        "{escalated}"
+    );
+
     // The head acknowledges: the climb stops, so the DCS is never told.
     let acknowledged = n
         .client

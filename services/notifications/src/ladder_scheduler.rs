@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use trust_proto::alerting::v1::EscalationRaised;
 
 use crate::domain::Escalation;
-use crate::domain::ladder::Reason;
+use crate::domain::ladder::{Ladder, Reason, Wait};
 use crate::receiver::{answering_for, queue_for};
 use crate::store;
 
@@ -75,12 +75,41 @@ impl LadderScheduler {
                     ladder.due.unix_timestamp()
                 );
                 let answering = answering_for(&mut tx, &event, &step.targets).await?;
-                queue_for(&mut tx, &event, &answering, &name).await?;
+                let why = why_now(step.reason, &ladder.ladder, step.level);
+                queue_for(&mut tx, &event, &answering, &name, why.as_deref()).await?;
             }
             store::save_ladder(&mut tx, &ladder.dedup_key, &ladder.occurrence_id, &ladder.ladder).await?;
         }
         tx.commit().await?;
         Ok(taken)
+    }
+}
+
+/// The line that opens a later step's email: why this person hears of it now.
+fn why_now(reason: Reason, ladder: &Ladder, level: usize) -> Option<String> {
+    let below = level.checked_sub(1).and_then(|l| ladder.policy.levels.get(l));
+    match reason {
+        Reason::Escalated => Some(format!(
+            "Escalated to you: nobody acknowledged this alert within {} of telling the level before you.",
+            below.map_or_else(|| "the time allowed".to_owned(), |l| describe(l.wait))
+        )),
+        Reason::Repeated => {
+            Some("Reminder: this alert is still firing and nobody has acknowledged it.".to_owned())
+        }
+        Reason::AcknowledgementExpired => Some(
+            "This alert was acknowledged but is still unresolved after the acknowledgement timeout."
+                .to_owned(),
+        ),
+        Reason::Fired | Reason::Resolved => None,
+    }
+}
+
+fn describe(wait: Wait) -> String {
+    match wait {
+        Wait::Seconds(s) if s % 3_600 == 0 => format!("{} hour(s)", s / 3_600),
+        Wait::Seconds(s) if s % 60 == 0 => format!("{} minute(s)", s / 60),
+        Wait::Seconds(s) => format!("{s} second(s)"),
+        Wait::WorkingDays(d) => format!("{d} working day(s)"),
     }
 }
 

@@ -115,16 +115,16 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
             })
             .collect();
         if !told.is_empty() {
-            return queue_for(conn, event, &told, "").await;
+            return queue_for(conn, event, &told, "", None).await;
         }
         // A resolution whose raise reached nobody here: whoever is responsible now.
         let answering = answering_for(conn, event, &[Target::Responsible]).await?;
-        return queue_for(conn, event, &answering, "").await;
+        return queue_for(conn, event, &answering, "", None).await;
     }
 
     let Some(routing) = routing(conn).await? else {
         let answering = answering_for(conn, event, &[Target::Responsible]).await?;
-        return queue_for(conn, event, &answering, "").await;
+        return queue_for(conn, event, &answering, "", None).await;
     };
     let policy = route(&routing, event);
     let (ladder, first) = match ladder {
@@ -139,7 +139,7 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
     match first {
         Some(step) => {
             let answering = answering_for(conn, event, &step.targets).await?;
-            queue_for(conn, event, &answering, "").await
+            queue_for(conn, event, &answering, "", None).await
         }
         None => Ok(0),
     }
@@ -274,12 +274,14 @@ pub(crate) async fn answering_for(
     Ok(answering)
 }
 
-/// Queue the event's email for each person answering, once per `step` of the occurrence.
+/// Queue the event's email for each person answering, once per `step` of the occurrence; `why` opens the
+/// email of a later step (escalated, repeated) and marks its subject.
 pub(crate) async fn queue_for(
     conn: &mut PgConnection,
     event: &Escalation,
     answering: &[Answering],
     step: &str,
+    why: Option<&str>,
 ) -> Result<u64, sqlx::Error> {
     if let Some(city_wide) = inhibiting(conn, event).await? {
         store::mark_inhibited(conn, event.dedup_key(), &city_wide).await?;
@@ -323,7 +325,11 @@ pub(crate) async fn queue_for(
         );
         return Ok(0);
     }
-    let email = domain::render(event);
+    let mut email = domain::render(event);
+    if let Some(why) = why {
+        email.subject = format!("[Escalated] {}", email.subject);
+        email.body_text = format!("{why}\n\n{}", email.body_text);
+    }
     let queued = store::queue_deliveries(conn, event, &recipients, &covering_for, &email, step).await?;
     tracing::info!(
         dedup_key = event.dedup_key(),
