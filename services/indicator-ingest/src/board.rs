@@ -8,7 +8,7 @@ use trust_proto::ingest::v1 as pb;
 
 use crate::domain::trend::{DEFAULT_EPSILON, Direction, direction};
 use crate::domain::{self, Period, PeriodType};
-use crate::store;
+use crate::reference::Reference;
 
 #[derive(sqlx::FromRow)]
 struct LatestRow {
@@ -34,6 +34,7 @@ struct LatestRow {
 /// indicator, locality and period).
 pub async fn status_board(
     conn: &mut PgConnection,
+    reference: &Reference,
     indicators: &[String],
     readable: &(dyn Fn(&str, &str, Period) -> bool + Sync),
 ) -> Result<pb::StatusBoard, sqlx::Error> {
@@ -75,7 +76,7 @@ pub async fn status_board(
         }
         let polarity = Polarity::try_from(row.polarity).unwrap_or(Polarity::Unspecified);
         let measure = MeasureType::try_from(row.measure).unwrap_or(MeasureType::Unspecified);
-        let target = store::target_for(conn, &row.indicator_code, &row.locality_code, period).await?;
+        let target = reference.target_for(&row.indicator_code, &row.locality_code, period);
         let rag = target.map_or(Rag::Unspecified, |t| {
             domain::evaluate(row.value, polarity, t.spec).rag
         });

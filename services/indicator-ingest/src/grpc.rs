@@ -318,7 +318,8 @@ impl pb::indicator_ingest_server::IndicatorIngest for IngestApi {
         };
         let readable =
             |indicator: &str, locality: &str, period: Period| scope.value(indicator, locality, period);
-        let board = crate::board::status_board(&mut conn, &indicators, &readable)
+        let reference = self.reference.current(&mut conn).await.map_err(unavailable)?;
+        let board = crate::board::status_board(&mut conn, &reference, &indicators, &readable)
             .await
             .map_err(unavailable)?;
         Ok(Response::new(board))

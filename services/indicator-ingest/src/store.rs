@@ -50,36 +50,6 @@ pub struct TargetInForce {
     pub baseline: Option<f64>,
 }
 
-/// The target in force for a locality and period: the locality's own, else the city-wide default; of those
-/// covering the period, the one that started latest.
-pub async fn target_for(
-    conn: &mut PgConnection,
-    indicator: &str,
-    locality: &str,
-    period: Period,
-) -> Result<Option<TargetInForce>, sqlx::Error> {
-    let row: Option<(f64, f64, Option<f64>)> = sqlx::query_as(
-        "SELECT value, amber_tolerance, baseline FROM target WHERE indicator_code = $1 \
-         AND (locality_code = $2 OR locality_code IS NULL) \
-         AND (from_year IS NULL OR (from_year, from_number) <= ($3, $4)) \
-         AND (to_year IS NULL OR (to_year, to_number) >= ($3, $4)) \
-         ORDER BY locality_code NULLS LAST, from_year DESC NULLS LAST, from_number DESC NULLS LAST LIMIT 1",
-    )
-    .bind(indicator)
-    .bind(locality)
-    .bind(period.year())
-    .bind(period.number())
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|(value, amber_tolerance, baseline)| TargetInForce {
-        spec: TargetSpec {
-            value,
-            amber_tolerance,
-        },
-        baseline,
-    }))
-}
-
 /// Who locked a period, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeriodLock {

@@ -221,6 +221,18 @@ pub(crate) fn check_name(entry: &str, name: &str) -> Result<()> {
 }
 
 /// An optional code: absent is fine, present must be a real code (an empty string is a mistake, not "none").
+/// Every code of a partner's list is a code, and none is listed twice.
+fn distinct_codes(entry: &str, field: &str, codes: &[String]) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for code in codes {
+        check_code(entry, &format!("{field} entry"), code)?;
+        if !seen.insert(code.as_str()) {
+            bail!("{entry}: {field} lists {code} more than once");
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn optional_code(
     entry: &str,
     field: &str,
@@ -525,34 +537,10 @@ impl CatalogueFile {
             check_code(&entry, "code", &partner.code)?;
             check_name(&entry, &partner.name)?;
             once(&mut seen, partner.code.clone(), &entry)?;
-            let mut allowed = BTreeSet::new();
-            for indicator in &partner.may_submit {
-                check_code(&entry, "may_submit entry", indicator)?;
-                if !allowed.insert(indicator.as_str()) {
-                    bail!("{entry}: may_submit lists {indicator} more than once");
-                }
-            }
-            let mut places = BTreeSet::new();
-            for locality in &partner.may_submit_localities {
-                check_code(&entry, "may_submit_localities entry", locality)?;
-                if !places.insert(locality.as_str()) {
-                    bail!("{entry}: may_submit_localities lists {locality} more than once");
-                }
-            }
-            let mut readable = BTreeSet::new();
-            for indicator in &partner.may_read {
-                check_code(&entry, "may_read entry", indicator)?;
-                if !readable.insert(indicator.as_str()) {
-                    bail!("{entry}: may_read lists {indicator} more than once");
-                }
-            }
-            let mut read_places = BTreeSet::new();
-            for locality in &partner.may_read_localities {
-                check_code(&entry, "may_read_localities entry", locality)?;
-                if !read_places.insert(locality.as_str()) {
-                    bail!("{entry}: may_read_localities lists {locality} more than once");
-                }
-            }
+            distinct_codes(&entry, "may_submit", &partner.may_submit)?;
+            distinct_codes(&entry, "may_submit_localities", &partner.may_submit_localities)?;
+            distinct_codes(&entry, "may_read", &partner.may_read)?;
+            distinct_codes(&entry, "may_read_localities", &partner.may_read_localities)?;
             if !partner.may_read_localities.is_empty() && partner.may_read.is_empty() {
                 bail!(
                     "{entry}: may_read_localities says where it may read may_read's indicators, but may_read is \
