@@ -41,6 +41,34 @@ pub async fn publish_escalation(env: &TestEnv, subject: &str, message_id: &str, 
         .expect("ack");
 }
 
+/// Every delivery notifications holds (up to 1,000), newest first.
+pub async fn all_deliveries(client: &NotificationsClient) -> Vec<notify::Delivery> {
+    client
+        .clone()
+        .list_deliveries(notify::ListDeliveriesRequest {
+            dedup_key: String::new(),
+            limit: 1000,
+        })
+        .await
+        .expect("deliveries")
+        .into_inner()
+        .deliveries
+}
+
+/// Wait until at least `expected` deliveries exist and every one is sent; returns them.
+pub async fn await_all_sent(
+    client: &NotificationsClient,
+    expected: usize,
+    within: Duration,
+) -> Vec<notify::Delivery> {
+    crate::eventually(within, "every delivery sent", || async move {
+        let list = all_deliveries(client).await;
+        (list.len() >= expected && list.iter().all(|d| d.state == notify::DeliveryState::Sent as i32))
+            .then_some(list)
+    })
+    .await
+}
+
 /// A member of staff with these roles and localities, mailed at `<code>@example.org`.
 pub fn member(code: &str, roles: &[&str], localities: &[&str]) -> notify::StaffMember {
     notify::StaffMember {

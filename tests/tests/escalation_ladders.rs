@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use prost::Message;
 use trust_e2e::eventually;
-use trust_e2e::notifications::{NotificationsUnderTest, level, member, start_notifications};
+use trust_e2e::notifications::{
+    NotificationsUnderTest, all_deliveries, await_all_sent, level, member, start_notifications,
+};
 use trust_proto::alerting::v1 as alerting;
 use trust_proto::notifications::v1 as notify;
 
@@ -236,35 +238,10 @@ async fn two_replicas_climbing_the_same_ladders_send_each_step_once() {
     }
     // Each alert: enabler, head, DCS: three deliveries, three emails, whichever replica did the work.
     let expected = ALERTS * 3;
-    let sent = eventually(Duration::from_secs(30), "every step sent", || {
-        let mut client = n.client.clone();
-        async move {
-            let list = client
-                .list_deliveries(notify::ListDeliveriesRequest {
-                    dedup_key: String::new(),
-                    limit: 1000,
-                })
-                .await
-                .ok()?
-                .into_inner()
-                .deliveries;
-            (list.len() >= expected && list.iter().all(|d| d.state == notify::DeliveryState::Sent as i32))
-                .then_some(list)
-        }
-    })
-    .await;
+    let sent = await_all_sent(&n.client, expected, Duration::from_secs(30)).await;
     // Let both schedulers run on past every due step: nothing more may appear.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = n
-        .client
-        .list_deliveries(notify::ListDeliveriesRequest {
-            dedup_key: String::new(),
-            limit: 1000,
-        })
-        .await
-        .expect("deliveries")
-        .into_inner()
-        .deliveries;
+    let after = all_deliveries(&n.client).await;
     assert_eq!(after.len(), expected, "no step queued twice");
     let mut steps: Vec<(String, String)> = sent
         .iter()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use prost::Message;
 use tokio_util::sync::CancellationToken;
-use trust_e2e::notifications::{level, member};
+use trust_e2e::notifications::{all_deliveries, await_all_sent, level, member};
 use trust_e2e::smtp::SmtpSink;
 use trust_e2e::{TestEnv, eventually, free_port};
 use trust_proto::alerting::v1 as alerting;
@@ -176,40 +176,12 @@ async fn killing_notifications_while_ladders_climb_sends_every_due_step_once() {
     child.kill();
 
     let mut child = spawn_child(&env, smtp.port, port);
-    let mut client = connect(port).await;
+    let client = connect(port).await;
     let expected = ALERTS * 3;
-    eventually(
-        Duration::from_secs(60),
-        "every step sent after the restart",
-        || {
-            let mut client = client.clone();
-            async move {
-                let list = client
-                    .list_deliveries(notify::ListDeliveriesRequest {
-                        dedup_key: String::new(),
-                        limit: 1000,
-                    })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .deliveries;
-                (list.len() >= expected && list.iter().all(|d| d.state == notify::DeliveryState::Sent as i32))
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    await_all_sent(&client, expected, Duration::from_secs(60)).await;
     // Past every due step: nothing more may be queued or sent.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let deliveries = client
-        .list_deliveries(notify::ListDeliveriesRequest {
-            dedup_key: String::new(),
-            limit: 1000,
-        })
-        .await
-        .expect("deliveries")
-        .into_inner()
-        .deliveries;
+    let deliveries = all_deliveries(&client).await;
     assert_eq!(deliveries.len(), expected, "each step queued once");
     let ids = message_ids(&smtp);
     let distinct: HashSet<&String> = ids.iter().collect();
