@@ -275,14 +275,7 @@ impl<H: MessageHandler> IdempotentConsumer<H> {
         let received: Vec<(MessageHeaders, String, i64)> = group
             .iter()
             .map(|message| {
-                let headers = MessageHeaders::from_nats(message.headers.as_ref());
-                let (sequence, delivered) = message
-                    .info()
-                    .map_or((0, 1), |info| (info.stream_sequence, info.delivered));
-                let id = headers
-                    .message_id()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("{}:{sequence}", self.stream_name));
+                let (headers, id, _, delivered) = self.identify(message);
                 (headers, id, delivered)
             })
             .collect();
@@ -331,16 +324,9 @@ impl<H: MessageHandler> IdempotentConsumer<H> {
         Ok(outcomes)
     }
 
-    /// Apply one message and settle it with JetStream.
-    pub async fn process(&self, message: jetstream::Message) -> Outcome {
-        let outcome = self.apply(&message).await;
-        self.settle(&message, &outcome).await;
-        outcome
-    }
-
-    /// Apply one message without telling JetStream anything: the effect and the processed id commit
-    /// together, or the failure is recorded. Dropping the message after this is a crash before ack.
-    pub async fn apply(&self, message: &jetstream::Message) -> Outcome {
+    /// A message's headers, its id (`Nats-Msg-Id`, else stream and sequence), stream sequence and delivery
+    /// count (1 on first delivery).
+    fn identify(&self, message: &jetstream::Message) -> (MessageHeaders, String, u64, i64) {
         let headers = MessageHeaders::from_nats(message.headers.as_ref());
         let (stream_sequence, delivered) = match message.info() {
             Ok(info) => (info.stream_sequence, info.delivered),
@@ -353,6 +339,20 @@ impl<H: MessageHandler> IdempotentConsumer<H> {
             .message_id()
             .map(str::to_owned)
             .unwrap_or_else(|| format!("{}:{stream_sequence}", self.stream_name));
+        (headers, message_id, stream_sequence, delivered)
+    }
+
+    /// Apply one message and settle it with JetStream.
+    pub async fn process(&self, message: jetstream::Message) -> Outcome {
+        let outcome = self.apply(&message).await;
+        self.settle(&message, &outcome).await;
+        outcome
+    }
+
+    /// Apply one message without telling JetStream anything: the effect and the processed id commit
+    /// together, or the failure is recorded. Dropping the message after this is a crash before ack.
+    pub async fn apply(&self, message: &jetstream::Message) -> Outcome {
+        let (headers, message_id, stream_sequence, delivered) = self.identify(message);
         let delivery = Delivery {
             subject: self.namespace.strip(message.subject.as_str()),
             payload: &message.payload,
