@@ -6,6 +6,7 @@ pub mod fixtures;
 pub mod nats_server;
 pub mod notifications;
 pub mod smtp;
+pub mod webhook_receiver;
 
 use std::path::PathBuf;
 use std::time::Duration;

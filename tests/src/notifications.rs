@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use trust_proto::alerting::v1 as alerting;
 use trust_proto::notifications::v1 as notify;
 use trust_runtime::RunningService;
 
@@ -15,15 +16,27 @@ pub type NotificationsClient = notify::notifications_client::NotificationsClient
 
 /// Start notifications for `env`, mailing `smtp`.
 pub async fn start_notifications(env: &TestEnv, smtp: &SmtpSink) -> RunningService {
-    let config: notifications::NotificationsConfig = env
+    start_notifications_with(env, smtp.port, &[]).await
+}
+
+/// Start notifications for `env`, mailing the SMTP server on `smtp_port` (which need not be listening
+/// yet), with further `settings` (key, value) over the test defaults.
+pub async fn start_notifications_with(
+    env: &TestEnv,
+    smtp_port: u16,
+    settings: &[(&str, &str)],
+) -> RunningService {
+    let mut loader = env
         .loader(notifications::DEFAULTS, "trust_notifications")
         .set("smtp.host", "127.0.0.1")
-        .set("smtp.port", i64::from(smtp.port))
+        .set("smtp.port", i64::from(smtp_port))
         .set("smtp.tls", "none")
         .set("delivery.poll_interval_ms", 100_i64)
-        .set("escalation.tick_ms", 100_i64)
-        .load()
-        .expect("notifications config");
+        .set("escalation.tick_ms", 100_i64);
+    for (key, value) in settings {
+        loader = loader.set(*key, *value);
+    }
+    let config: notifications::NotificationsConfig = loader.load().expect("notifications config");
     notifications::start(config, CancellationToken::new())
         .await
         .expect("notifications")
@@ -69,6 +82,44 @@ pub async fn await_all_sent(
     .await
 }
 
+/// A critical NEET target breach raised in the first locality of `lineage` (nearest first, to the city).
+pub fn raised(key: &str, occurrence: &str, lineage: &[&str]) -> alerting::EscalationRaised {
+    alerting::EscalationRaised {
+        dedup_key: key.into(),
+        occurrence_id: occurrence.into(),
+        source: "indicator-ingest".into(),
+        rule: "target-breach".into(),
+        severity: alerting::Severity::Critical as i32,
+        summary: format!("{key} needs attention"),
+        subject: Some(alerting::escalation_raised::Subject::Indicator(
+            alerting::IndicatorBreach {
+                indicator_code: "NEET_16_18".into(),
+                indicator_name: "NEET".into(),
+                locality_code: lineage[0].into(),
+                locality_name: lineage[0].into(),
+                locality_lineage: lineage.iter().map(|l| (*l).to_owned()).collect(),
+                period_label: "2026-Q2".into(),
+                value: 9.4,
+                target: 8.0,
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+/// The source's resolution of an occurrence.
+pub fn resolved(key: &str, occurrence: &str) -> alerting::EscalationResolved {
+    alerting::EscalationResolved {
+        dedup_key: key.into(),
+        occurrence_id: occurrence.into(),
+        source: "indicator-ingest".into(),
+        rule: "target-breach".into(),
+        summary: "recovered".into(),
+        ..Default::default()
+    }
+}
+
 /// A member of staff with these roles and localities, mailed at `<code>@example.org`.
 pub fn member(code: &str, roles: &[&str], localities: &[&str]) -> notify::StaffMember {
     notify::StaffMember {
@@ -102,9 +153,14 @@ pub struct NotificationsUnderTest {
 
 impl NotificationsUnderTest {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// With further settings, e.g. `("webhooks.case_system.url", url)`.
+    pub async fn start_with(settings: &[(&str, &str)]) -> Self {
         let env = TestEnv::new().await;
         let smtp = SmtpSink::start().await;
-        let running = start_notifications(&env, &smtp).await;
+        let running = start_notifications_with(&env, smtp.port, settings).await;
         let client = NotificationsClient::connect(format!("http://{}", running.grpc_addr))
             .await
             .expect("connect");

@@ -16,7 +16,11 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> Self {
-        let port = free_port();
+        Self::start_on(free_port()).await
+    }
+
+    /// On a given port, e.g. one a service has been failing to reach.
+    pub async fn start_on(port: u16) -> Self {
         let maildir = std::env::temp_dir().join(format!("trust-mail-{}", uuid::Uuid::new_v4().simple()));
         for sub in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(maildir.join(sub)).expect("maildir");

@@ -9,7 +9,8 @@ use std::time::Duration;
 use prost::Message;
 use trust_e2e::eventually;
 use trust_e2e::notifications::{
-    NotificationsUnderTest, all_deliveries, await_all_sent, level, member, start_notifications,
+    NotificationsUnderTest, all_deliveries, await_all_sent, level, member, raised, resolved,
+    start_notifications,
 };
 use trust_proto::alerting::v1 as alerting;
 use trust_proto::notifications::v1 as notify;
@@ -51,31 +52,6 @@ fn routing() -> notify::RoutingConfig {
                 flap_hold: String::new(),
             },
         ],
-    }
-}
-
-fn raised(key: &str, occurrence: &str, lineage: &[&str]) -> alerting::EscalationRaised {
-    alerting::EscalationRaised {
-        dedup_key: key.into(),
-        occurrence_id: occurrence.into(),
-        source: "indicator-ingest".into(),
-        rule: "target-breach".into(),
-        severity: alerting::Severity::Critical as i32,
-        summary: format!("{key} needs attention"),
-        subject: Some(alerting::escalation_raised::Subject::Indicator(
-            alerting::IndicatorBreach {
-                indicator_code: "NEET_16_18".into(),
-                indicator_name: "NEET".into(),
-                locality_code: lineage[0].into(),
-                locality_name: lineage[0].into(),
-                locality_lineage: lineage.iter().map(|l| (*l).to_owned()).collect(),
-                period_label: "2026-Q2".into(),
-                value: 9.4,
-                target: 8.0,
-                ..Default::default()
-            },
-        )),
-        ..Default::default()
     }
 }
 
@@ -154,6 +130,7 @@ async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_re
         .acknowledge_alert(notify::AcknowledgeAlertRequest {
             dedup_key: east.into(),
             by: "head".into(),
+            note: String::new(),
         })
         .await
         .expect("acknowledge")
@@ -177,14 +154,7 @@ async fn a_ladder_climbs_until_acknowledged_and_the_default_route_catches_the_re
     assert_eq!(told, vec![pair("perf-lead", "raised")]);
 
     // Resolving the East alert tells both people who were told, and nobody else.
-    let resolved = alerting::EscalationResolved {
-        dedup_key: east.into(),
-        occurrence_id: "occ-east".into(),
-        source: "indicator-ingest".into(),
-        rule: "target-breach".into(),
-        summary: "recovered".into(),
-        ..Default::default()
-    };
+    let resolved = resolved(east, "occ-east");
     n.publish("ingest.escalation.resolved", "east-2", resolved.encode_to_vec())
         .await;
     let all = n.await_deliveries(east, 4).await;

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -13,6 +14,17 @@ pub struct NotificationsConfig {
     pub smtp: SmtpSettings,
     pub delivery: DeliverySettings,
     pub escalation: EscalationSettings,
+    /// Webhooks escalation policies may post to, by name (`webhooks.<name>.url`, `webhooks.<name>.secret`).
+    #[serde(default)]
+    pub webhooks: HashMap<String, WebhookSettings>,
+}
+
+/// One webhook: where to post, and the secret its posts are signed with (set it from a Secret, e.g.
+/// `TRUST__WEBHOOKS__CASE_SYSTEM__SECRET`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    pub url: String,
+    pub secret: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,9 +87,17 @@ pub struct DeliverySettings {
     pub retry_base_ms: u64,
     pub retry_max_secs: u64,
     pub poll_interval_ms: u64,
+    /// Per webhook post.
+    pub webhook_timeout_secs: u64,
+    /// The longest `Retry-After` honoured; a receiver asking for more is retried after this.
+    pub retry_after_max_secs: u64,
 }
 
 impl DeliverySettings {
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_secs(self.webhook_timeout_secs.max(1))
+    }
+
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
     }

@@ -1,9 +1,11 @@
-//! The email delivery worker: sends queued deliveries through the SMTP relay and records the outcome.
+//! The delivery worker: sends queued deliveries (email through the SMTP relay, posts to webhooks) and
+//! records every outcome.
 //!
 //! Each delivery is claimed with `FOR UPDATE SKIP LOCKED` and stays locked while it is sent, so two
-//! replicas never send the same email. If a worker dies after the relay accepted a message but before the
-//! commit, the email is sent again on retry; its `Message-ID` is derived from the delivery id, so mail
-//! systems can recognise the repeat.
+//! replicas never send the same one. If a worker dies after the relay accepted a message but before the
+//! commit, it is sent again on retry; an email's `Message-ID` and a webhook's `Trust-Webhook-Id` are the
+//! delivery id, so receivers can recognise the repeat. A delivery that fails for good falls back to the
+//! level's next channel for the same person; when none is left, the ladder's next level is told at once.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,32 +14,40 @@ use lettre::message::header::ContentType;
 use lettre::message::{Body, Mailbox, header::ContentTransferEncoding};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::{DeliverySettings, SmtpSettings, SmtpTls};
+use crate::domain::ladder::Channel;
 use crate::domain::{AfterFailure, after_failure};
 use crate::store::{self, DueDelivery};
+use crate::webhook::WebhookSender;
 
 /// How long an email already being handed to the relay may take to finish once shutdown is asked for.
 /// Longer, and the send is abandoned and retried after restart (a possible duplicate, never a loss).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Why an email was not sent.
+/// Why a delivery was not made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
-    /// The relay refused it for good (5xx), or it can never be built (a bad address): do not retry.
+    /// Refused for good (an SMTP 5xx, a webhook's 4xx), or it can never be built (a bad address): do not
+    /// retry.
     Permanent(String),
-    /// Try again later (4xx, connection refused, timeout).
-    Transient(String),
+    /// Try again later (SMTP 4xx, connection refused, timeout, a webhook's 5xx or 429), not before
+    /// `retry_after` when the receiver asked for that.
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
 }
 
 impl SendError {
     fn reason(&self) -> &str {
         match self {
-            SendError::Permanent(reason) | SendError::Transient(reason) => reason,
+            SendError::Permanent(reason) | SendError::Transient { reason, .. } => reason,
         }
     }
 }
@@ -130,7 +140,10 @@ fn classify(err: &lettre::transport::smtp::Error) -> SendError {
     if err.is_permanent() || err.is_client() {
         SendError::Permanent(reason)
     } else {
-        SendError::Transient(reason)
+        SendError::Transient {
+            reason,
+            retry_after: None,
+        }
     }
 }
 
@@ -153,6 +166,7 @@ fn describe(err: &dyn std::error::Error) -> String {
 pub struct DeliveryWorker {
     pool: PgPool,
     mailer: Mailer,
+    webhooks: WebhookSender,
     settings: DeliverySettings,
     /// NOTIFY channel raised when deliveries are queued: `<schema>_delivery`.
     channel: String,
@@ -169,10 +183,17 @@ pub struct PassOutcome {
 }
 
 impl DeliveryWorker {
-    pub fn new(pool: PgPool, mailer: Mailer, settings: DeliverySettings, schema: &str) -> Self {
+    pub fn new(
+        pool: PgPool,
+        mailer: Mailer,
+        webhooks: WebhookSender,
+        settings: DeliverySettings,
+        schema: &str,
+    ) -> Self {
         Self {
             pool,
             mailer,
+            webhooks,
             settings,
             channel: format!("{schema}_delivery"),
         }
@@ -241,29 +262,30 @@ impl DeliveryWorker {
             };
             let sent = tokio::select! {
                 biased;
-                sent = self.mailer.send(&delivery) => sent,
+                sent = self.send(&delivery) => sent,
                 () = abandon => {
                     // Rolled back: still pending, so it is sent after restart.
                     tx.rollback().await?;
-                    tracing::warn!(delivery_id = %delivery.id, "shutdown interrupted an email being sent");
+                    tracing::warn!(delivery_id = %delivery.id, "shutdown interrupted a delivery being sent");
                     pass.interrupted = true;
                     return Ok(pass);
                 }
             };
             let attempts = u32::try_from(delivery.attempts).unwrap_or(0).saturating_add(1);
-            match sent {
+            let channel = delivery.channel.as_str();
+            let outcome = match sent {
                 Ok(()) => {
                     store::mark_sent(&mut tx, delivery.id).await?;
-                    tx.commit().await?;
-                    pass.sent += 1;
-                    metrics::counter!("notifications_emails_total", "outcome" => "sent").increment(1);
                     tracing::info!(
                         delivery_id = %delivery.id,
                         dedup_key = delivery.dedup_key,
                         staff_code = delivery.staff_code,
+                        channel,
                         attempts,
-                        "email sent"
+                        "delivered"
                     );
+                    pass.sent += 1;
+                    "sent"
                 }
                 Err(err) => {
                     let permanent = matches!(err, SendError::Permanent(_));
@@ -275,43 +297,116 @@ impl DeliveryWorker {
                         Duration::from_secs(self.settings.retry_max_secs),
                     );
                     match decision {
-                        AfterFailure::RetryIn(delay) => {
+                        AfterFailure::RetryIn(backoff) => {
+                            let delay = match err {
+                                // The receiver said when: not before then (within reason), nor sooner
+                                // than the backoff.
+                                SendError::Transient {
+                                    retry_after: Some(asked),
+                                    ..
+                                } => asked
+                                    .min(Duration::from_secs(self.settings.retry_after_max_secs))
+                                    .max(backoff),
+                                _ => backoff,
+                            };
                             store::mark_retry(&mut tx, delivery.id, delay, err.reason()).await?;
-                            tx.commit().await?;
-                            pass.retrying += 1;
-                            metrics::counter!("notifications_emails_total", "outcome" => "retry")
-                                .increment(1);
                             tracing::warn!(
                                 delivery_id = %delivery.id,
                                 dedup_key = delivery.dedup_key,
                                 staff_code = delivery.staff_code,
+                                channel,
                                 attempts,
                                 ?delay,
                                 error = err.reason(),
-                                "email not sent; will retry"
+                                "not delivered; will retry"
                             );
+                            pass.retrying += 1;
+                            "retry"
                         }
                         AfterFailure::GiveUp => {
                             store::mark_failed(&mut tx, delivery.id, err.reason()).await?;
-                            tx.commit().await?;
-                            pass.failed += 1;
-                            metrics::counter!("notifications_emails_total", "outcome" => "failed")
-                                .increment(1);
+                            let next = fall_back(&mut tx, &delivery, err.reason()).await?;
                             tracing::error!(
                                 delivery_id = %delivery.id,
                                 dedup_key = delivery.dedup_key,
                                 staff_code = delivery.staff_code,
+                                channel,
                                 attempts,
                                 permanent,
                                 error = err.reason(),
-                                "email failed; giving up"
+                                then = next,
+                                "delivery failed for good"
                             );
+                            pass.failed += 1;
+                            "failed"
                         }
                     }
                 }
-            }
+            };
+            tx.commit().await?;
+            metrics::counter!("notifications_deliveries_total", "channel" => channel, "outcome" => outcome)
+                .increment(1);
         }
     }
+
+    /// Hand one delivery to its channel.
+    async fn send(&self, delivery: &DueDelivery) -> Result<(), SendError> {
+        match delivery.channel {
+            Channel::Email => self.mailer.send(delivery).await,
+            Channel::Webhook => {
+                let Some(name) = delivery.webhook.as_deref() else {
+                    return Err(SendError::Permanent(
+                        "no webhook named for a webhook delivery".into(),
+                    ));
+                };
+                let body = delivery
+                    .payload
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                self.webhooks.post(delivery.id, name, body.as_bytes()).await
+            }
+            // Inbox deliveries are recorded as delivered when queued; one found pending is delivered now.
+            Channel::Inbox => Ok(()),
+        }
+    }
+}
+
+/// After a delivery failed for good: the level's next channel for the same person and step, or, when every
+/// channel has failed, the ladder's next level at once. Says which, for the log.
+async fn fall_back(
+    tx: &mut PgConnection,
+    failed: &DueDelivery,
+    reason: &str,
+) -> Result<&'static str, sqlx::Error> {
+    store::record_history(
+        tx,
+        &failed.dedup_key,
+        &failed.occurrence_id,
+        "delivery-failed",
+        "",
+        &format!(
+            "{} to {} failed for good: {reason}",
+            failed.channel.as_str(),
+            failed.staff_code
+        ),
+    )
+    .await?;
+    if store::queue_fallback(tx, failed).await? {
+        return Ok("fell back to the next channel");
+    }
+    if failed.event != "raised" {
+        return Ok("no channel left");
+    }
+    let Some((occurrence, mut ladder)) = store::lock_ladder(tx, &failed.dedup_key).await? else {
+        return Ok("no channel left");
+    };
+    if occurrence != failed.occurrence_id {
+        return Ok("no channel left (a newer occurrence fires)");
+    }
+    ladder.hurry(OffsetDateTime::now_utc());
+    store::save_ladder(tx, &failed.dedup_key, &occurrence, &ladder).await?;
+    Ok("no channel left: the next level is told now")
 }
 
 async fn wait_for_notification(listener: Option<&mut PgListener>) -> Result<(), sqlx::Error> {
@@ -346,6 +441,13 @@ mod tests {
             subject: "[Red] £1,234.56 over".into(),
             body_text: body.into(),
             attempts: 0,
+            occurrence_id: "o".into(),
+            event: "raised".into(),
+            step: String::new(),
+            channel: Channel::Email,
+            fallback: Vec::new(),
+            webhook: None,
+            payload: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The `trust.notifications.v1.Notifications` API: loading the staff directory, listing alerts and
-//! deliveries.
+//! The `trust.notifications.v1.Notifications` API: the staff directory, routing and silences; alerts with
+//! their history and deliveries; each person's inbox; acknowledging, resolving and commenting.
 
 use std::collections::HashSet;
 
@@ -10,21 +10,48 @@ use trust_runtime::grpc::timestamp;
 
 use prost::Message;
 
+use crate::alert_actions::{self, ActionError};
+use crate::domain::ladder::Channel;
 use crate::domain::quieting::Silence;
-use crate::domain::routing_config::{matchers_from_proto, routing_from_proto};
+use crate::domain::routing_config::{check_webhooks, matchers_from_proto, routing_from_proto};
 use crate::domain::validate_directory;
-use crate::store::{self, AlertRecord, DeliveryRecord};
+use crate::store::{self, AlertFilter, AlertRecord, DeliveryRecord, HistoryEntry};
 
 const DEFAULT_LIST_LIMIT: u32 = 100;
 const MAX_LIST_LIMIT: u32 = 1000;
 
 pub struct NotificationsApi {
     pool: PgPool,
+    /// The webhooks the service is configured with: the names policies may post to.
+    webhooks: HashSet<String>,
 }
 
 impl NotificationsApi {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, webhooks: HashSet<String>) -> Self {
+        Self { pool, webhooks }
+    }
+}
+
+fn action_status(err: ActionError) -> Status {
+    match err {
+        ActionError::Missing { .. } => Status::invalid_argument(err.to_string()),
+        ActionError::UnknownAlert(_) => Status::not_found(err.to_string()),
+        ActionError::NotFiring(..) => Status::failed_precondition(err.to_string()),
+        ActionError::Database(err) => internal(err),
+    }
+}
+
+/// A state filter as asked: (stored state, further condition).
+fn state_filter(state: i32) -> Result<(Option<&'static str>, Option<&'static str>), Status> {
+    match pb::AlertState::try_from(state) {
+        Ok(pb::AlertState::Unspecified) => Ok((None, None)),
+        Ok(pb::AlertState::Firing) => Ok((Some("firing"), None)),
+        Ok(pb::AlertState::Resolved) => Ok((Some("resolved"), None)),
+        Ok(pb::AlertState::Acknowledged) => Ok((Some("firing"), Some("acknowledged"))),
+        Ok(pb::AlertState::Silenced) => Ok((Some("firing"), Some("silenced"))),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "state: {state} is not a trust.notifications.v1.AlertState"
+        ))),
     }
 }
 
@@ -76,7 +103,9 @@ impl pb::notifications_server::Notifications for NotificationsApi {
         request: Request<pb::RoutingConfig>,
     ) -> Result<Response<pb::PutRoutingResponse>, Status> {
         let config = request.into_inner();
-        let routing = routing_from_proto(&config).map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let routing = routing_from_proto(&config)
+            .and_then(|routing| check_webhooks(&routing, &self.webhooks).map(|()| routing))
+            .map_err(|err| Status::invalid_argument(err.to_string()))?;
         let mut conn = self.pool.acquire().await.map_err(internal)?;
         store::save_routing(&mut conn, &config.encode_to_vec())
             .await
@@ -111,39 +140,114 @@ impl pb::notifications_server::Notifications for NotificationsApi {
         request: Request<pb::AcknowledgeAlertRequest>,
     ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
         let request = request.into_inner();
-        if request.by.trim().is_empty() {
-            return Err(Status::invalid_argument(
-                "by: say who acknowledges (it is kept with the alert)",
-            ));
-        }
         let mut tx = self.pool.begin().await.map_err(internal)?;
-        let acknowledged = store::acknowledge_alert(&mut tx, &request.dedup_key, request.by.trim())
+        let alert = alert_actions::acknowledge(&mut tx, &request.dedup_key, &request.by, &request.note)
             .await
-            .map_err(internal)?;
-        if !acknowledged {
-            return Err(Status::failed_precondition(format!(
-                "no firing alert {:?}: only a firing alert can be acknowledged",
-                request.dedup_key
-            )));
-        }
-        if let Some((occurrence, mut ladder)) = store::lock_ladder(&mut tx, &request.dedup_key)
+            .map_err(action_status)?;
+        tx.commit().await.map_err(internal)?;
+        Ok(Response::new(pb::AcknowledgeAlertResponse {
+            alert: Some(alert_to_proto(alert)),
+        }))
+    }
+
+    async fn resolve_alert(
+        &self,
+        request: Request<pb::ResolveAlertRequest>,
+    ) -> Result<Response<pb::ResolveAlertResponse>, Status> {
+        let request = request.into_inner();
+        let mut tx = self.pool.begin().await.map_err(internal)?;
+        let alert = alert_actions::resolve_by_hand(&mut tx, &request.dedup_key, &request.by, &request.reason)
             .await
-            .map_err(internal)?
-        {
-            ladder.acknowledge(time::OffsetDateTime::now_utc());
-            store::save_ladder(&mut tx, &request.dedup_key, &occurrence, &ladder)
-                .await
-                .map_err(internal)?;
-        }
-        let alert = store::list_alerts(&mut tx, None, Some(&request.dedup_key), 1)
+            .map_err(action_status)?;
+        tx.commit().await.map_err(internal)?;
+        Ok(Response::new(pb::ResolveAlertResponse {
+            alert: Some(alert_to_proto(alert)),
+        }))
+    }
+
+    async fn comment_on_alert(
+        &self,
+        request: Request<pb::CommentOnAlertRequest>,
+    ) -> Result<Response<pb::CommentOnAlertResponse>, Status> {
+        let request = request.into_inner();
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let entry = alert_actions::comment(&mut conn, &request.dedup_key, &request.by, &request.text)
+            .await
+            .map_err(action_status)?;
+        Ok(Response::new(pb::CommentOnAlertResponse {
+            entry: Some(history_to_proto(entry)),
+        }))
+    }
+
+    async fn get_alert(
+        &self,
+        request: Request<pb::GetAlertRequest>,
+    ) -> Result<Response<pb::GetAlertResponse>, Status> {
+        let dedup_key = request.into_inner().dedup_key;
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let alert = store::list_alerts(&mut conn, AlertFilter::key(&dedup_key), 1)
             .await
             .map_err(internal)?
             .into_iter()
             .next()
-            .map(alert_to_proto);
-        tx.commit().await.map_err(internal)?;
-        tracing::info!(dedup_key = %request.dedup_key, by = %request.by, "alert acknowledged");
-        Ok(Response::new(pb::AcknowledgeAlertResponse { alert }))
+            .ok_or_else(|| Status::not_found(format!("no alert {dedup_key:?}")))?;
+        let history = store::alert_history(&mut conn, &dedup_key)
+            .await
+            .map_err(internal)?;
+        let deliveries = store::deliveries_of(&mut conn, &dedup_key)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(pb::GetAlertResponse {
+            alert: Some(alert_to_proto(alert)),
+            history: history.into_iter().map(history_to_proto).collect(),
+            deliveries: deliveries.into_iter().map(to_proto).collect(),
+        }))
+    }
+
+    async fn list_inbox(
+        &self,
+        request: Request<pb::ListInboxRequest>,
+    ) -> Result<Response<pb::ListInboxResponse>, Status> {
+        let request = request.into_inner();
+        let staff_code = request.staff_code.trim();
+        if staff_code.is_empty() {
+            return Err(Status::invalid_argument("staff_code: whose inbox?"));
+        }
+        let (state, also) = state_filter(request.state)?;
+        let filter = AlertFilter {
+            state,
+            also,
+            dedup_key: None,
+        };
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        if store::existing_staff(&mut conn, &[staff_code.to_owned()])
+            .await
+            .map_err(internal)?
+            .is_empty()
+        {
+            return Err(Status::not_found(format!(
+                "staff_code: {staff_code:?} is not in the staff directory"
+            )));
+        }
+        let rows = store::inbox(
+            &mut conn,
+            staff_code,
+            filter,
+            i64::from(list_limit(request.limit)),
+        )
+        .await
+        .map_err(internal)?;
+        Ok(Response::new(pb::ListInboxResponse {
+            items: rows
+                .into_iter()
+                .map(|row| pb::InboxItem {
+                    last_told_at: Some(timestamp(row.last_told_at)),
+                    last_step: row.last_step,
+                    covering_for: row.covering_for.unwrap_or_default(),
+                    alert: Some(alert_to_proto(row.alert)),
+                })
+                .collect(),
+        }))
     }
 
     async fn put_silence(&self, request: Request<pb::Silence>) -> Result<Response<pb::Silence>, Status> {
@@ -197,19 +301,14 @@ impl pb::notifications_server::Notifications for NotificationsApi {
         request: Request<pb::ListAlertsRequest>,
     ) -> Result<Response<pb::ListAlertsResponse>, Status> {
         let request = request.into_inner();
-        let state = match pb::AlertState::try_from(request.state) {
-            Ok(pb::AlertState::Unspecified) => None,
-            Ok(pb::AlertState::Firing) => Some("firing"),
-            Ok(pb::AlertState::Resolved) => Some("resolved"),
-            Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "state: {} is not a trust.notifications.v1.AlertState",
-                    request.state
-                )));
-            }
+        let (state, also) = state_filter(request.state)?;
+        let filter = AlertFilter {
+            state,
+            also,
+            dedup_key: None,
         };
         let mut conn = self.pool.acquire().await.map_err(internal)?;
-        let rows = store::list_alerts(&mut conn, state, None, i64::from(list_limit(request.limit)))
+        let rows = store::list_alerts(&mut conn, filter, i64::from(list_limit(request.limit)))
             .await
             .map_err(internal)?;
         Ok(Response::new(pb::ListAlertsResponse {
@@ -274,6 +373,27 @@ fn alert_to_proto(row: AlertRecord) -> pb::Alert {
         acknowledged_at: row.acknowledged_at.map(timestamp),
         silenced_by: row.silenced_by.map(|id| id.to_string()).unwrap_or_default(),
         inhibited_by: row.inhibited_by.unwrap_or_default(),
+        resolved_by: row.resolved_by.unwrap_or_default(),
+        severity: row.severity,
+    }
+}
+
+fn history_to_proto(entry: HistoryEntry) -> pb::AlertHistoryEntry {
+    pb::AlertHistoryEntry {
+        at: Some(timestamp(entry.at)),
+        occurrence_id: entry.occurrence_id,
+        what: entry.what,
+        by: entry.by,
+        detail: entry.detail,
+    }
+}
+
+fn channel_to_proto(channel: &str) -> pb::Channel {
+    match Channel::parse(channel) {
+        Some(Channel::Email) => pb::Channel::Email,
+        Some(Channel::Webhook) => pb::Channel::Webhook,
+        Some(Channel::Inbox) => pb::Channel::Inbox,
+        None => pb::Channel::Unspecified,
     }
 }
 
@@ -297,5 +417,9 @@ fn to_proto(row: DeliveryRecord) -> pb::Delivery {
         created_at: Some(timestamp(row.created_at)),
         sent_at: row.sent_at.map(timestamp),
         covering_for: row.covering_for.unwrap_or_default(),
+        channel: channel_to_proto(&row.channel).into(),
+        webhook: row.webhook.unwrap_or_default(),
+        step: row.step,
+        next_attempt_at: Some(timestamp(row.next_attempt_at)),
     }
 }

@@ -76,7 +76,7 @@ impl LadderScheduler {
                 );
                 let answering = answering_for(&mut tx, &event, &step.targets).await?;
                 let why = why_now(step.reason, &ladder.ladder, step.level);
-                queue_for(&mut tx, &event, &answering, &name, why.as_deref()).await?;
+                queue_for(&mut tx, &event, &answering, &step.reach, &name, why.as_deref()).await?;
             }
             store::save_ladder(&mut tx, &ladder.dedup_key, &ladder.occurrence_id, &ladder.ladder).await?;
         }

@@ -3,6 +3,7 @@
 //! [`delivery`] worker then sends them through SMTP and records each outcome. With a routing configuration
 //! (`PutRouting`), a raise starts an escalation ladder that the [`ladder_scheduler`] climbs.
 
+pub mod alert_actions;
 mod config;
 pub mod delivery;
 pub mod domain;
@@ -10,9 +11,11 @@ mod grpc;
 pub mod ladder_scheduler;
 pub mod receiver;
 pub mod store;
+pub mod webhook;
 
 pub use config::{
     DEFAULTS, DeliverySettings, EscalationSettings, NotificationsConfig, SmtpSettings, SmtpTls,
+    WebhookSettings,
 };
 
 use sqlx::migrate::Migrator;
@@ -47,6 +50,7 @@ pub async fn start(
 ) -> trust_runtime::Result<RunningService> {
     // Checked before connecting anything, so a bad SMTP setting fails start-up with a clear message.
     let mailer = delivery::Mailer::new(&config.smtp)?;
+    let webhooks = webhook::WebhookSender::new(&config.webhooks, config.delivery.webhook_timeout())?;
     let mut platform = Platform::start(SERVICE, config.platform, &MIGRATIONS, shutdown).await?;
     platform
         .add_consumer(ESCALATIONS_CONSUMER, receiver::EscalationReceiver::new())
@@ -54,13 +58,14 @@ pub async fn start(
     let worker = delivery::DeliveryWorker::new(
         platform.pool.clone(),
         mailer,
+        webhooks.clone(),
         config.delivery,
         &platform.settings.database.schema,
     );
     platform.spawn_worker(DELIVERY_WORKER, move |stop| worker.run(stop));
     let scheduler = ladder_scheduler::LadderScheduler::new(platform.pool.clone(), config.escalation.tick());
     platform.spawn_worker(LADDER_SCHEDULER, move |stop| scheduler.run(stop));
-    let api = NotificationsApi::new(platform.pool.clone());
+    let api = NotificationsApi::new(platform.pool.clone(), webhooks.names());
     platform
         .serve(
             &[trust_proto::notifications::v1::notifications_server::SERVICE_NAME],

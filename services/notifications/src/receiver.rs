@@ -14,10 +14,11 @@ use time::OffsetDateTime;
 use trust_proto::notifications::v1::{RouteMatchers, RoutingConfig};
 
 use crate::domain::cover::{self, Answering};
-use crate::domain::ladder::{Channel, Ladder, Level, Policy, Stage, Target, Wait};
+use crate::domain::ladder::{Channel, Ladder, Level, Policy, Reach, Stage, Target, Wait};
 use crate::domain::quieting::{Firing, Silence, inhibited};
 use crate::domain::routing::{self, AlertFacts};
 use crate::domain::routing_config::{Routing, matchers_from_proto, routing_from_proto};
+use crate::domain::webhook_body::{Addressee, webhook_body};
 use crate::domain::{self, Escalation, EventKind, Transition};
 use crate::store;
 
@@ -105,26 +106,30 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
             ladder.resolve(now);
             store::save_ladder(conn, event.dedup_key(), &occurrence, &ladder).await?;
         }
-        // Tell the people who were told it was raised (covers and escalations included) that it cleared.
-        let told: Vec<Answering> = store::raised_recipients(conn, event.dedup_key(), event.occurrence_id())
-            .await?
-            .into_iter()
-            .map(|staff_code| Answering {
-                staff_code,
-                covering_for: None,
-            })
-            .collect();
-        if !told.is_empty() {
-            return queue_for(conn, event, &told, "", None).await;
-        }
-        // A resolution whose raise reached nobody here: whoever is responsible now.
-        let answering = answering_for(conn, event, &[Target::Responsible]).await?;
-        return queue_for(conn, event, &answering, "", None).await;
+        store::record_history(
+            conn,
+            event.dedup_key(),
+            event.occurrence_id(),
+            "resolved",
+            event.source(),
+            event.summary(),
+        )
+        .await?;
+        return tell_of_resolution(conn, event, "").await;
     }
+    store::record_history(
+        conn,
+        event.dedup_key(),
+        event.occurrence_id(),
+        "raised",
+        event.source(),
+        event.summary(),
+    )
+    .await?;
 
     let Some(routing) = routing(conn).await? else {
         let answering = answering_for(conn, event, &[Target::Responsible]).await?;
-        return queue_for(conn, event, &answering, "", None).await;
+        return queue_for(conn, event, &answering, &Reach::email(), "", None).await;
     };
     let policy = route(&routing, event);
     let (ladder, first) = match ladder {
@@ -139,10 +144,46 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
     match first {
         Some(step) => {
             let answering = answering_for(conn, event, &step.targets).await?;
-            queue_for(conn, event, &answering, "", None).await
+            queue_for(conn, event, &answering, &step.reach, "", None).await
         }
         None => Ok(0),
     }
+}
+
+/// Tell the people who were told of the raise (covers and escalations included) that it cleared, each the
+/// way they were reached; `step` tells one resolution of an occurrence from another ("" for the source's).
+/// A resolution whose raise reached nobody here goes to whoever is responsible now.
+pub(crate) async fn tell_of_resolution(
+    conn: &mut PgConnection,
+    event: &Escalation,
+    step: &str,
+) -> Result<u64, sqlx::Error> {
+    let told = store::raised_recipients(conn, event.dedup_key(), event.occurrence_id()).await?;
+    if told.is_empty() {
+        let answering = answering_for(conn, event, &[Target::Responsible]).await?;
+        return queue_for(conn, event, &answering, &Reach::email(), step, None).await;
+    }
+    let mut by_reach: Vec<(Reach, Vec<Answering>)> = Vec::new();
+    for person in told {
+        let reach = Reach {
+            channel: Channel::parse(&person.channel).unwrap_or(Channel::Email),
+            fallback: Vec::new(),
+            webhook: person.webhook,
+        };
+        let answering = Answering {
+            staff_code: person.staff_code,
+            covering_for: None,
+        };
+        match by_reach.iter_mut().find(|(r, _)| *r == reach) {
+            Some((_, people)) => people.push(answering),
+            None => by_reach.push((reach, vec![answering])),
+        }
+    }
+    let mut queued = 0;
+    for (reach, people) in by_reach {
+        queued += queue_for(conn, event, &people, &reach, step, None).await?;
+    }
+    Ok(queued)
 }
 
 /// The routing configuration as stored; a stored one that no longer reads is logged and ignored (it was
@@ -214,6 +255,8 @@ fn route(routing: &Routing, event: &Escalation) -> Policy {
                 targets: vec![Target::Responsible],
                 channel: Channel::Email,
                 wait: Wait::WorkingDays(1),
+                fallback: Vec::new(),
+                webhook: None,
             }],
             repeat: Wait::WorkingDays(1),
             acknowledgement_timeout: Wait::WorkingDays(2),
@@ -274,12 +317,13 @@ pub(crate) async fn answering_for(
     Ok(answering)
 }
 
-/// Queue the event's email for each person answering, once per `step` of the occurrence; `why` opens the
-/// email of a later step (escalated, repeated) and marks its subject.
+/// Queue the event for each person answering by the step's channel, once per `step` of the occurrence;
+/// `why` opens the message of a later step (escalated, repeated) and marks its subject.
 pub(crate) async fn queue_for(
     conn: &mut PgConnection,
     event: &Escalation,
     answering: &[Answering],
+    reach: &Reach,
     step: &str,
     why: Option<&str>,
 ) -> Result<u64, sqlx::Error> {
@@ -330,15 +374,40 @@ pub(crate) async fn queue_for(
         email.subject = format!("[Escalated] {}", email.subject);
         email.body_text = format!("{why}\n\n{}", email.body_text);
     }
-    let queued = store::queue_deliveries(conn, event, &recipients, &covering_for, &email, step).await?;
+    let payloads: HashMap<String, serde_json::Value> = recipients
+        .iter()
+        .map(|r| {
+            let to = Addressee {
+                staff_code: &r.code,
+                name: &r.name,
+                email: &r.email,
+                covering_for: covering_for.get(&r.code).map(String::as_str),
+            };
+            (r.code.clone(), webhook_body(event, &to, step, why))
+        })
+        .collect();
+    let queued = store::queue_deliveries(
+        conn,
+        event,
+        &recipients,
+        &covering_for,
+        &store::Queued {
+            reach,
+            email: &email,
+            step,
+            payloads: &payloads,
+        },
+    )
+    .await?;
     tracing::info!(
         dedup_key = event.dedup_key(),
         occurrence_id = event.occurrence_id(),
         event = event.kind().as_str(),
         step,
         recipients = recipients.len(),
+        channel = reach.channel.as_str(),
         queued,
-        "escalation recorded; emails queued"
+        "escalation recorded; deliveries queued"
     );
     Ok(queued)
 }

@@ -4,13 +4,18 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use time::OffsetDateTime;
 use trust_proto::notifications::v1::StaffDirectory;
 use uuid::Uuid;
 
+mod inbox;
+pub use inbox::{
+    HistoryEntry, InboxRecord, alert_history, deliveries_of, inbox, last_event, resolve_by_hand,
+};
+
 use crate::domain::cover::Presence;
-use crate::domain::ladder::Ladder;
+use crate::domain::ladder::{Channel, Ladder, Reach};
 use crate::domain::{AlertState, CurrentAlert, Email, Escalation, EventKind, Responsibility};
 
 /// The alert for `dedup_key`, locked until the transaction ends so two events for it apply one at a time.
@@ -43,18 +48,24 @@ pub async fn upsert_alert(conn: &mut PgConnection, event: &Escalation) -> Result
     let query = match event.kind() {
         EventKind::Raised => sqlx::query(
             "INSERT INTO alert (dedup_key, occurrence_id, state, source, rule, summary, indicator_code, \
-                                locality_code, raised_at, resolved_at, last_event) \
-             VALUES ($1, $2, 'firing', $3, $4, $5, $6, $7, COALESCE($8, now()), NULL, $9) \
+                                locality_code, raised_at, resolved_at, last_event, severity) \
+             VALUES ($1, $2, 'firing', $3, $4, $5, $6, $7, COALESCE($8, now()), NULL, $9, $10) \
              ON CONFLICT (dedup_key) DO UPDATE SET \
                 occurrence_id = EXCLUDED.occurrence_id, state = 'firing', source = EXCLUDED.source, \
+                severity = EXCLUDED.severity, \
+                resolved_by = CASE WHEN alert.occurrence_id = EXCLUDED.occurrence_id THEN alert.resolved_by END, \
+                acknowledged_by = CASE WHEN alert.occurrence_id = EXCLUDED.occurrence_id \
+                                       THEN alert.acknowledged_by END, \
+                acknowledged_at = CASE WHEN alert.occurrence_id = EXCLUDED.occurrence_id \
+                                       THEN alert.acknowledged_at END, \
                 rule = EXCLUDED.rule, summary = EXCLUDED.summary, indicator_code = EXCLUDED.indicator_code, \
                 locality_code = EXCLUDED.locality_code, raised_at = EXCLUDED.raised_at, resolved_at = NULL, \
                 last_event = EXCLUDED.last_event, updated_at = now()",
         ),
         EventKind::Resolved => sqlx::query(
             "INSERT INTO alert (dedup_key, occurrence_id, state, source, rule, summary, indicator_code, \
-                                locality_code, raised_at, resolved_at, last_event) \
-             VALUES ($1, $2, 'resolved', $3, $4, $5, $6, $7, NULL, COALESCE($8, now()), $9) \
+                                locality_code, raised_at, resolved_at, last_event, severity) \
+             VALUES ($1, $2, 'resolved', $3, $4, $5, $6, $7, NULL, COALESCE($8, now()), $9, $10) \
              ON CONFLICT (dedup_key) DO UPDATE SET \
                 occurrence_id = EXCLUDED.occurrence_id, state = 'resolved', source = EXCLUDED.source, \
                 rule = EXCLUDED.rule, summary = EXCLUDED.summary, indicator_code = EXCLUDED.indicator_code, \
@@ -72,6 +83,7 @@ pub async fn upsert_alert(conn: &mut PgConnection, event: &Escalation) -> Result
         .bind(event.locality_code())
         .bind(event.occurred_at())
         .bind(event.encode())
+        .bind(event.severity_label())
         .execute(conn)
         .await?;
     Ok(())
@@ -102,15 +114,24 @@ pub async fn candidate_responsibilities(
         .collect())
 }
 
-/// Staff codes told about the raise of an occurrence: the people a resolution goes to.
+/// A person told about the raise of an occurrence, and the channel that reached them (the latest that
+/// succeeded, else the latest tried): the people a resolution goes to, the way they heard of it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Told {
+    pub staff_code: String,
+    pub channel: String,
+    pub webhook: Option<String>,
+}
+
 pub async fn raised_recipients(
     conn: &mut PgConnection,
     dedup_key: &str,
     occurrence_id: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT staff_code FROM delivery WHERE dedup_key = $1 AND occurrence_id = $2 AND event = 'raised' \
-         ORDER BY staff_code",
+) -> Result<Vec<Told>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT DISTINCT ON (staff_code) staff_code, channel, webhook FROM delivery \
+         WHERE dedup_key = $1 AND occurrence_id = $2 AND event = 'raised' \
+         ORDER BY staff_code, (state = 'sent') DESC, created_at DESC",
     )
     .bind(dedup_key)
     .bind(occurrence_id)
@@ -148,16 +169,25 @@ pub async fn staff_contacts(
         .await
 }
 
-/// Queue one pending email per recipient. An event already queued for a person is skipped (unique on
-/// occurrence, event and staff), so redelivered or re-published events send nothing more. Returns how many
-/// were newly queued.
+/// What is queued for each person of a step: the channel, the channels to fall back on, the webhook, and
+/// per person the webhook body (kept for every channel, so a fallback to a webhook has it too).
+pub struct Queued<'a> {
+    pub reach: &'a Reach,
+    pub email: &'a Email,
+    pub step: &'a str,
+    /// By staff code.
+    pub payloads: &'a HashMap<String, serde_json::Value>,
+}
+
+/// Queue one delivery per recipient on the step's channel (an inbox delivery is delivered as it is
+/// recorded). An event already queued for a person at this step on this channel is skipped, so
+/// redelivered or re-published events send nothing more. Returns how many were newly queued.
 pub async fn queue_deliveries(
     conn: &mut PgConnection,
     event: &Escalation,
     recipients: &[StaffContact],
     covering_for: &HashMap<String, String>,
-    email: &Email,
-    step: &str,
+    queued: &Queued<'_>,
 ) -> Result<u64, sqlx::Error> {
     if recipients.is_empty() {
         return Ok(0);
@@ -169,26 +199,60 @@ pub async fn queue_deliveries(
         .iter()
         .map(|r| covering_for.get(&r.code).map(String::as_str))
         .collect();
+    let payloads: Vec<Option<&serde_json::Value>> =
+        recipients.iter().map(|r| queued.payloads.get(&r.code)).collect();
+    let fallback: Vec<&str> = queued.reach.fallback.iter().map(|c| c.as_str()).collect();
     let result = sqlx::query(
         "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, \
-         covering_for, step) \
-         SELECT r.id, $5, $6, $7, r.staff_code, r.email, $8, $9, r.covering_for, $10 \
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r (id, staff_code, email, covering_for) \
-         ON CONFLICT (occurrence_id, event, step, staff_code) DO NOTHING",
+         covering_for, step, channel, fallback, webhook, payload, state, sent_at) \
+         SELECT r.id, $6, $7, $8, r.staff_code, r.email, $9, $10, r.covering_for, $11, $12, $13, $14, r.payload, \
+                CASE WHEN $12 = 'inbox' THEN 'sent' ELSE 'pending' END, \
+                CASE WHEN $12 = 'inbox' THEN now() END \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) \
+              AS r (id, staff_code, email, covering_for, payload) \
+         ON CONFLICT (occurrence_id, event, step, staff_code, channel) DO NOTHING",
     )
     .bind(&ids)
     .bind(&codes)
     .bind(&addresses)
     .bind(&covering)
+    .bind(&payloads)
     .bind(event.dedup_key())
     .bind(event.occurrence_id())
     .bind(event.kind().as_str())
-    .bind(&email.subject)
-    .bind(&email.body_text)
-    .bind(step)
+    .bind(&queued.email.subject)
+    .bind(&queued.email.body_text)
+    .bind(queued.step)
+    .bind(queued.reach.channel.as_str())
+    .bind(&fallback)
+    .bind(queued.reach.webhook.as_deref())
     .execute(conn)
     .await?;
     Ok(result.rows_affected())
+}
+
+/// After `failed` failed for good: queue the same message to the same person on the next fallback
+/// channel. False when no channel is left.
+pub async fn queue_fallback(conn: &mut PgConnection, failed: &DueDelivery) -> Result<bool, sqlx::Error> {
+    let Some((next, rest)) = failed.fallback.split_first() else {
+        return Ok(false);
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, \
+                               covering_for, step, channel, fallback, webhook, payload, state, sent_at) \
+         SELECT $2, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, covering_for, \
+                step, $3, $4, webhook, payload, \
+                CASE WHEN $3 = 'inbox' THEN 'sent' ELSE 'pending' END, CASE WHEN $3 = 'inbox' THEN now() END \
+         FROM delivery WHERE id = $1 \
+         ON CONFLICT (occurrence_id, event, step, staff_code, channel) DO NOTHING",
+    )
+    .bind(failed.id)
+    .bind(Uuid::now_v7())
+    .bind(next)
+    .bind(rest)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1 || !rest.is_empty())
 }
 
 /// A delivery claimed for sending.
@@ -196,23 +260,54 @@ pub async fn queue_deliveries(
 pub struct DueDelivery {
     pub id: Uuid,
     pub dedup_key: String,
+    pub occurrence_id: String,
+    pub event: String,
+    pub step: String,
     pub staff_code: String,
     pub email: String,
     pub subject: String,
     pub body_text: String,
     pub attempts: i32,
+    #[sqlx(try_from = "String")]
+    pub channel: Channel,
+    pub fallback: Vec<String>,
+    pub webhook: Option<String>,
+    pub payload: Option<serde_json::Value>,
 }
 
 /// Lock the next pending delivery that is due. Rows another worker holds are skipped, so two replicas
-/// never send the same email; the lock lasts until the caller's transaction ends.
+/// never send the same one; the lock lasts until the caller's transaction ends.
 pub async fn claim_due(conn: &mut PgConnection) -> Result<Option<DueDelivery>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, dedup_key, staff_code, email, subject, body_text, attempts FROM delivery \
+        "SELECT id, dedup_key, occurrence_id, event, step, staff_code, email, subject, body_text, attempts, \
+                channel, fallback, webhook, payload FROM delivery \
          WHERE state = 'pending' AND next_attempt_at <= now() \
          ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
     )
     .fetch_optional(conn)
     .await
+}
+
+/// Add to an alert's history.
+pub async fn record_history(
+    conn: &mut PgConnection,
+    dedup_key: &str,
+    occurrence_id: &str,
+    what: &str,
+    by: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO alert_history (dedup_key, occurrence_id, what, by, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(dedup_key)
+    .bind(occurrence_id)
+    .bind(what)
+    .bind(by)
+    .bind(detail)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn mark_sent(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
@@ -371,7 +466,15 @@ pub struct DeliveryRecord {
     pub created_at: OffsetDateTime,
     pub sent_at: Option<OffsetDateTime>,
     pub covering_for: Option<String>,
+    pub channel: String,
+    pub webhook: Option<String>,
+    pub step: String,
+    pub next_attempt_at: OffsetDateTime,
 }
+
+/// The columns of a [`DeliveryRecord`].
+const DELIVERY_COLUMNS: &str = "id, dedup_key, occurrence_id, event, staff_code, email, state, attempts, \
+     last_error, created_at, sent_at, covering_for, channel, webhook, step, next_attempt_at";
 
 /// Newest first; every alert when `dedup_key` is empty.
 pub async fn list_deliveries(
@@ -379,11 +482,10 @@ pub async fn list_deliveries(
     dedup_key: &str,
     limit: i64,
 ) -> Result<Vec<DeliveryRecord>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, dedup_key, occurrence_id, event, staff_code, email, state, attempts, last_error, \
-                created_at, sent_at, covering_for \
-         FROM delivery WHERE ($1 = '' OR dedup_key = $1) ORDER BY created_at DESC, id DESC LIMIT $2",
-    )
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM delivery WHERE ($1 = '' OR dedup_key = $1) \
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+    )))
     .bind(dedup_key)
     .bind(limit)
     .fetch_all(pool)
@@ -409,30 +511,57 @@ pub struct AlertRecord {
     pub acknowledged_at: Option<OffsetDateTime>,
     pub silenced_by: Option<Uuid>,
     pub inhibited_by: Option<String>,
+    pub resolved_by: Option<String>,
+    pub severity: String,
 }
 
 /// Most recently changed first; every state when `state` is None, every key when `dedup_key` is None.
 pub async fn list_alerts(
     conn: &mut PgConnection,
-    state: Option<&str>,
-    dedup_key: Option<&str>,
+    filter: AlertFilter<'_>,
     limit: i64,
 ) -> Result<Vec<AlertRecord>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT a.dedup_key, a.occurrence_id, a.state, a.source, a.rule, a.summary, a.indicator_code, \
-                a.locality_code, a.raised_at, a.resolved_at, \
-                (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id) AS deliveries, \
-                (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id \
-                   AND d.state = 'failed') AS failed_deliveries, \
-                a.acknowledged_by, a.acknowledged_at, a.silenced_by, a.inhibited_by \
-         FROM alert a WHERE ($1::text IS NULL OR a.state = $1) AND ($2::text IS NULL OR a.dedup_key = $2) \
-         ORDER BY a.updated_at DESC, a.dedup_key LIMIT $3",
-    )
-    .bind(state)
-    .bind(dedup_key)
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {ALERT_COLUMNS} FROM alert a WHERE {ALERT_FILTER} ORDER BY a.updated_at DESC, a.dedup_key LIMIT $3"
+    )))
+    .bind(filter.state)
+    .bind(filter.dedup_key)
     .bind(limit)
+    .bind(filter.also)
     .fetch_all(conn)
     .await
+}
+
+/// The columns of an [`AlertRecord`] from `alert a`, with the current occurrence's delivery counts.
+const ALERT_COLUMNS: &str = "a.dedup_key, a.occurrence_id, a.state, a.source, a.rule, a.summary, \
+     a.indicator_code, a.locality_code, a.raised_at, a.resolved_at, \
+     (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id) AS deliveries, \
+     (SELECT count(*) FROM delivery d WHERE d.occurrence_id = a.occurrence_id AND d.state = 'failed') \
+        AS failed_deliveries, \
+     a.acknowledged_by, a.acknowledged_at, a.silenced_by, a.inhibited_by, a.resolved_by, a.severity";
+
+/// An [`AlertFilter`] bound as $1 (state), $2 (key) and $4 (also).
+const ALERT_FILTER: &str = "($1::text IS NULL OR a.state = $1) AND ($2::text IS NULL OR a.dedup_key = $2) \
+     AND ($4::text IS NULL \
+          OR ($4 = 'acknowledged' AND a.state = 'firing' AND a.acknowledged_by IS NOT NULL) \
+          OR ($4 = 'silenced' AND a.state = 'firing' AND a.silenced_by IS NOT NULL))";
+
+/// Which alerts to list: a stored state ("firing", "resolved"), one key, and a further condition on firing
+/// alerts ("acknowledged", "silenced").
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlertFilter<'a> {
+    pub state: Option<&'a str>,
+    pub dedup_key: Option<&'a str>,
+    pub also: Option<&'a str>,
+}
+
+impl<'a> AlertFilter<'a> {
+    pub fn key(dedup_key: &'a str) -> Self {
+        Self {
+            dedup_key: Some(dedup_key),
+            ..Self::default()
+        }
+    }
 }
 
 fn json_error(err: serde_json::Error) -> sqlx::Error {

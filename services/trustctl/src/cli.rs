@@ -147,8 +147,19 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Alerts in notifications (one per escalation key), most recently changed first.
     Alerts(AlertsArgs),
+    /// One alert with its full history (raised, acknowledged, commented, resolved, ...) and every delivery.
+    Alert(AlertArgs),
     /// Acknowledge a firing alert: its escalation ladder stops climbing until the acknowledgement times out.
     Acknowledge(AcknowledgeArgs),
+    /// Resolve a firing alert by hand (who and why are kept); everyone told hears it was resolved.
+    Resolve(ResolveArgs),
+    /// Add a comment to an alert's history.
+    Comment(CommentArgs),
+    /// One person's inbox: the alerts they have been told of, by any channel.
+    Inbox(InboxArgs),
+    /// Silences: mute alerts matching some fields for a while (audited; muted alerts are kept and listed).
+    #[command(subcommand)]
+    Silence(SilenceCommand),
     /// The routing tree and escalation policies of notifications.
     #[command(subcommand)]
     Routing(RoutingCommand),
@@ -463,6 +474,83 @@ pub struct AcknowledgeArgs {
     /// Who is acting on it (kept with the alert).
     #[arg(long)]
     pub by: String,
+    /// A note for the alert's history, e.g. what is being done.
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    /// The alert's deduplication key.
+    pub dedup_key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The alert's deduplication key.
+    pub dedup_key: String,
+    /// Who resolves it.
+    #[arg(long)]
+    pub by: String,
+    /// Why it is resolved.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CommentArgs {
+    /// The alert's deduplication key.
+    pub dedup_key: String,
+    /// Who comments.
+    #[arg(long)]
+    pub by: String,
+    /// The comment.
+    #[arg(long)]
+    pub text: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// Whose inbox (a staff code in the directory).
+    pub staff_code: String,
+    /// Only alerts in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<AlertStateArg>,
+    /// At most this many (the service caps it at 1,000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Mute alerts matching every `--match` for a while.
+    Add(SilenceAddArgs),
+    /// Silences in force or to come (and ended ones with --all).
+    List {
+        /// Include silences that have ended.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SilenceAddArgs {
+    /// FIELD=VALUE, repeatable; FIELD is kind, severity, source, outcome, priority, indicator, locality
+    /// (covers the localities under it) or partner. At least one.
+    #[arg(long = "match", value_name = "FIELD=VALUE", required = true)]
+    pub matchers: Vec<String>,
+    /// How long from now: "90s", "30m", "4h" (or use --until).
+    #[arg(long = "for", value_name = "DURATION", conflicts_with = "until")]
+    pub duration: Option<String>,
+    /// Until when, RFC 3339 (e.g. 2026-11-24T09:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Who sets it.
+    #[arg(long)]
+    pub author: String,
+    /// Why (kept; a silence is audited).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -477,6 +565,10 @@ pub enum RoutingCommand {
 pub enum AlertStateArg {
     Firing,
     Resolved,
+    /// Firing and acknowledged.
+    Acknowledged,
+    /// Firing and muted by a silence.
+    Silenced,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,9 @@
 //! [[policy.level]]
 //! roles = ["locality_enabler"]           # and/or people = ["dcs"], responsible = true
 //! wait = "30m"                           # "90s", "15m", "4h", "2 working days"
+//! channel = "webhook"                    # "email" (the default), "webhook" or "inbox"
+//! webhook = "east_team_chat"             # a webhook the service is configured with
+//! fallback = ["email"]                   # tried in turn for a person when the channel fails for good
 //!
 //! [[route]]                              # tried in order, depth first
 //! name = "east"
@@ -59,6 +62,30 @@ struct LevelEntry {
     #[serde(default)]
     people: Vec<String>,
     wait: String,
+    #[serde(default)]
+    channel: Option<ChannelName>,
+    #[serde(default)]
+    fallback: Vec<ChannelName>,
+    #[serde(default)]
+    webhook: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ChannelName {
+    Email,
+    Webhook,
+    Inbox,
+}
+
+impl From<ChannelName> for pb::Channel {
+    fn from(name: ChannelName) -> Self {
+        match name {
+            ChannelName::Email => pb::Channel::Email,
+            ChannelName::Webhook => pb::Channel::Webhook,
+            ChannelName::Inbox => pb::Channel::Inbox,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,8 +161,14 @@ pub fn parse(text: &str) -> Result<pb::RoutingConfig> {
                         responsible: l.responsible,
                         roles: l.roles,
                         people: l.people,
-                        channel: pb::Channel::Email.into(),
+                        channel: pb::Channel::from(l.channel.unwrap_or(ChannelName::Email)).into(),
                         wait: l.wait,
+                        fallback: l
+                            .fallback
+                            .into_iter()
+                            .map(|c| pb::Channel::from(c).into())
+                            .collect(),
+                        webhook: l.webhook,
                     })
                     .collect(),
                 repeat: p.repeat,
@@ -180,5 +213,33 @@ mod tests {
             parse("default_policy = \"p\"\nescalate = true\n").unwrap_err()
         );
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn a_level_names_its_channel_webhook_and_fallbacks() {
+        let config = parse(
+            "default_policy = \"p\"\n\
+             [[policy]]\nname = \"p\"\nrepeat = \"4h\"\nacknowledgement_timeout = \"1 working day\"\n\
+             [[policy.level]]\nresponsible = true\nwait = \"30m\"\nchannel = \"webhook\"\n\
+             webhook = \"east_team_chat\"\nfallback = [\"email\", \"inbox\"]\n",
+        )
+        .expect("parses");
+        let level = &config.policies[0].levels[0];
+        assert_eq!(level.channel(), pb::Channel::Webhook);
+        assert_eq!(level.webhook, "east_team_chat");
+        assert_eq!(
+            level.fallback().collect::<Vec<_>>(),
+            vec![pb::Channel::Email, pb::Channel::Inbox]
+        );
+        let err = format!(
+            "{:#}",
+            parse(
+                "default_policy = \"p\"\n[[policy]]\nname = \"p\"\nrepeat = \"4h\"\n\
+                 acknowledgement_timeout = \"1h\"\n[[policy.level]]\nresponsible = true\nwait = \"30m\"\n\
+                 channel = \"pager\"\n"
+            )
+            .unwrap_err()
+        );
+        assert!(err.contains("unknown variant `pager`"), "{err}");
     }
 }

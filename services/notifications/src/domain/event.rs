@@ -4,7 +4,7 @@ use prost::Message;
 use thiserror::Error;
 use time::OffsetDateTime;
 use trust_proto::alerting::v1::{
-    EscalationRaised, EscalationResolved, IndicatorBreach, escalation_raised, escalation_resolved,
+    EscalationRaised, EscalationResolved, IndicatorBreach, Severity, escalation_raised, escalation_resolved,
 };
 
 /// An escalation event: raised or resolved.
@@ -167,6 +167,18 @@ impl Escalation {
     }
 
     /// The event as stored in `alert.last_event`.
+    /// "warning" or "critical" for a raise that says; "" otherwise.
+    pub fn severity_label(&self) -> &'static str {
+        match self {
+            Escalation::Raised(raised) => match raised.severity() {
+                Severity::Critical => "critical",
+                Severity::Warning => "warning",
+                Severity::Unspecified => "",
+            },
+            Escalation::Resolved(_) => "",
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Escalation::Raised(e) => e.encode_to_vec(),

@@ -95,6 +95,74 @@ pub struct Level {
     pub targets: Vec<Target>,
     pub channel: Channel,
     pub wait: Wait,
+    /// Channels tried in turn for a person when the one before fails for good.
+    #[serde(default)]
+    pub fallback: Vec<Channel>,
+    /// The configured webhook a webhook channel posts to.
+    #[serde(default)]
+    pub webhook: Option<String>,
+}
+
+/// How a step reaches each person: a channel, the channels tried in turn when it fails for good, and the
+/// webhook a webhook channel posts to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reach {
+    pub channel: Channel,
+    pub fallback: Vec<Channel>,
+    pub webhook: Option<String>,
+}
+
+impl Reach {
+    /// By email only: how a directory without routing tells people.
+    pub fn email() -> Self {
+        Self {
+            channel: Channel::Email,
+            fallback: Vec::new(),
+            webhook: None,
+        }
+    }
+}
+
+impl Level {
+    pub fn reach(&self) -> Reach {
+        Reach {
+            channel: self.channel,
+            fallback: self.fallback.clone(),
+            webhook: self.webhook.clone(),
+        }
+    }
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+            Channel::Inbox => "inbox",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "email" => Some(Channel::Email),
+            "webhook" => Some(Channel::Webhook),
+            "inbox" => Some(Channel::Inbox),
+            _ => None,
+        }
+    }
+}
+
+/// A channel name that is not one of ours (only from a stored row written by a newer version).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0:?} is not a channel (email, webhook, inbox)")]
+pub struct UnknownChannel(pub String);
+
+impl TryFrom<String> for Channel {
+    type Error = UnknownChannel;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Channel::parse(&text).ok_or(UnknownChannel(text))
+    }
 }
 
 /// An escalation policy as it stood when an alert fired.
@@ -142,7 +210,7 @@ pub enum Reason {
 pub struct Notify {
     pub level: usize,
     pub targets: Vec<Target>,
-    pub channel: Channel,
+    pub reach: Reach,
     pub reason: Reason,
 }
 
@@ -185,8 +253,8 @@ impl Ladder {
         self.highest_told = Some(self.highest_told.map_or(level, |h| h.max(level)));
         Some(Notify {
             level,
+            reach: step.reach(),
             targets: step.targets,
-            channel: step.channel,
             reason,
         })
     }
@@ -223,6 +291,16 @@ impl Ladder {
         }
     }
 
+    /// Nobody at the level climbing could be reached (every channel failed for good): the next level is
+    /// due now rather than after the wait. Changes nothing once acknowledged, held or closed.
+    pub fn hurry(&mut self, now: OffsetDateTime) {
+        if let Stage::Climbing { .. } = self.stage
+            && self.next_due.is_some_and(|due| due > now)
+        {
+            self.next_due = Some(now);
+        }
+    }
+
     /// The alert resolved: those told hear so (up to the highest level told), and nothing more is due.
     pub fn resolve(&mut self, now: OffsetDateTime) -> Vec<Notify> {
         let told = match self.stage {
@@ -239,7 +317,7 @@ impl Ladder {
                 .map(|(level, step)| Notify {
                     level,
                     targets: step.targets.clone(),
-                    channel: step.channel,
+                    reach: step.reach(),
                     reason: Reason::Resolved,
                 })
                 .collect()
@@ -282,16 +360,22 @@ mod tests {
                     targets: vec![Target::Role("locality_enabler".to_owned())],
                     channel: Channel::Email,
                     wait: Wait::Seconds(3_600),
+                    fallback: vec![],
+                    webhook: None,
                 },
                 Level {
                     targets: vec![Target::Role("head_of_service".to_owned())],
                     channel: Channel::Email,
                     wait: Wait::WorkingDays(1),
+                    fallback: vec![],
+                    webhook: None,
                 },
                 Level {
                     targets: vec![Target::Person("dcs".to_owned())],
                     channel: Channel::Inbox,
                     wait: Wait::Seconds(1_800),
+                    fallback: vec![],
+                    webhook: None,
                 },
             ],
             repeat: Wait::Seconds(14_400),
@@ -315,7 +399,7 @@ mod tests {
         let third = ladder
             .due(datetime!(2026-12-21 17:00 UTC))
             .expect("escalated again");
-        assert_eq!((third.level, third.channel), (2, Channel::Inbox));
+        assert_eq!((third.level, third.reach.channel), (2, Channel::Inbox));
         assert_eq!(ladder.next_due, Some(datetime!(2026-12-21 17:30 UTC)));
         let again = ladder.due(datetime!(2026-12-21 17:30 UTC)).expect("repeated");
         assert_eq!((again.level, again.reason), (2, Reason::Repeated));
@@ -342,6 +426,27 @@ mod tests {
         assert_eq!(ladder.next_due, Some(expired));
         let again = ladder.due(expired).expect("fires again");
         assert_eq!((again.level, again.reason), (0, Reason::AcknowledgementExpired));
+    }
+
+    #[test]
+    fn a_level_nobody_could_be_reached_at_is_escalated_at_once() {
+        let fired = datetime!(2026-11-23 09:00 UTC);
+        let (mut ladder, _) = Ladder::fire(policy(), fired);
+        let failed = fired + Duration::minutes(5);
+        ladder.hurry(failed);
+        assert_eq!(
+            ladder.next_due,
+            Some(failed),
+            "due now, not after the hour's wait"
+        );
+        let next = ladder.due(failed).expect("the next level is told");
+        assert_eq!((next.level, next.reason), (1, Reason::Escalated));
+
+        // An acknowledged ladder is not hurried: someone is acting.
+        ladder.acknowledge(failed);
+        let timeout = ladder.next_due;
+        ladder.hurry(failed + Duration::minutes(1));
+        assert_eq!(ladder.next_due, timeout);
     }
 
     #[test]

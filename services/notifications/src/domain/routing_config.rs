@@ -70,14 +70,48 @@ fn policy(config: &pb::EscalationPolicy) -> Result<Policy, RoutingConfigError> {
                 "a level must tell someone: responsible, roles or people",
             ));
         }
-        let channel = match pb::Channel::try_from(level.channel) {
-            Ok(pb::Channel::Unspecified | pb::Channel::Email) => Channel::Email,
-            Err(_) => return Err(policy_error(name, field("channel"), "unknown channel")),
-        };
+        let primary = channel(level.channel, true)
+            .ok_or_else(|| policy_error(name, field("channel"), "unknown channel"))?;
+        let mut fallback = Vec::with_capacity(level.fallback.len());
+        for (at, value) in level.fallback.iter().enumerate() {
+            let next = channel(*value, false).ok_or_else(|| {
+                policy_error(
+                    name,
+                    field(&format!("fallback[{at}]")),
+                    "unknown or unspecified channel",
+                )
+            })?;
+            if next == primary || fallback.contains(&next) {
+                return Err(policy_error(
+                    name,
+                    field(&format!("fallback[{at}]")),
+                    format!("{} is already tried before it", next.as_str()),
+                ));
+            }
+            fallback.push(next);
+        }
+        let webhook = Some(level.webhook.trim().to_owned()).filter(|w| !w.is_empty());
+        let uses_webhook = primary == Channel::Webhook || fallback.contains(&Channel::Webhook);
+        if uses_webhook && webhook.is_none() {
+            return Err(policy_error(
+                name,
+                field("webhook"),
+                "a level that posts to a webhook must name it",
+            ));
+        }
+        if !uses_webhook && webhook.is_some() {
+            return Err(policy_error(
+                name,
+                field("webhook"),
+                "named, but no channel of the level is WEBHOOK",
+            ));
+        }
         levels.push(Level {
             targets,
-            channel,
+            channel: primary,
             wait: wait(name, &field("wait"), &level.wait)?,
+            fallback,
+            webhook,
         });
     }
     Ok(Policy {
@@ -91,6 +125,49 @@ fn policy(config: &pb::EscalationPolicy) -> Result<Policy, RoutingConfigError> {
             Some(wait(name, "flap_hold", &config.flap_hold)?)
         },
     })
+}
+
+/// A channel as sent; unspecified reads as email where a channel may be left out.
+fn channel(value: i32, unspecified_is_email: bool) -> Option<Channel> {
+    match pb::Channel::try_from(value).ok()? {
+        pb::Channel::Unspecified if unspecified_is_email => Some(Channel::Email),
+        pb::Channel::Unspecified => None,
+        pb::Channel::Email => Some(Channel::Email),
+        pb::Channel::Webhook => Some(Channel::Webhook),
+        pb::Channel::Inbox => Some(Channel::Inbox),
+    }
+}
+
+/// Every webhook the policies post to must be one the service is configured with (`webhooks.<name>`).
+pub fn check_webhooks(routing: &Routing, configured: &HashSet<String>) -> Result<(), RoutingConfigError> {
+    let mut names: Vec<&String> = routing.policies.keys().collect();
+    names.sort();
+    for name in names {
+        let Some(policy) = routing.policies.get(name) else {
+            continue;
+        };
+        for (index, level) in policy.levels.iter().enumerate() {
+            if let Some(webhook) = &level.webhook
+                && !configured.contains(webhook)
+            {
+                let mut known: Vec<&str> = configured.iter().map(String::as_str).collect();
+                known.sort_unstable();
+                return Err(policy_error(
+                    name,
+                    format!("levels[{index}].webhook"),
+                    format!(
+                        "{webhook:?} is not a configured webhook (configured: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn set(values: &[String]) -> HashSet<String> {
@@ -250,5 +327,45 @@ mod tests {
         });
         let err = routing_from_proto(&severity).unwrap_err().to_string();
         assert!(err.contains("\"urgent\" is not"), "{err}");
+    }
+
+    #[test]
+    fn webhook_levels_name_a_configured_webhook_and_fallbacks_do_not_repeat() {
+        let mut chat = config();
+        chat.policies[1].levels[0].channel = pb::Channel::Webhook.into();
+        chat.policies[1].levels[0].fallback = vec![pb::Channel::Email.into()];
+        let err = routing_from_proto(&chat).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "policy \"east\": levels[0].webhook: a level that posts to a webhook must name it"
+        );
+
+        chat.policies[1].levels[0].webhook = "east-team-chat".into();
+        let routing = routing_from_proto(&chat).expect("valid");
+        let level = &routing.policies["east"].levels[0];
+        assert_eq!(level.channel, Channel::Webhook);
+        assert_eq!(level.fallback, vec![Channel::Email]);
+        let configured: HashSet<String> = ["east-team-chat".to_owned()].into();
+        assert!(check_webhooks(&routing, &configured).is_ok());
+        let err = check_webhooks(&routing, &HashSet::new()).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "levels[0].webhook: \"east-team-chat\" is not a configured webhook (configured: none)"
+            ),
+            "{err}"
+        );
+
+        let mut twice = chat.clone();
+        twice.policies[1].levels[0].fallback = vec![pb::Channel::Webhook.into()];
+        let err = routing_from_proto(&twice).unwrap_err().to_string();
+        assert!(
+            err.contains("levels[0].fallback[0]: webhook is already tried"),
+            "{err}"
+        );
+
+        let mut stray = config();
+        stray.policies[0].levels[0].webhook = "east-team-chat".into();
+        let err = routing_from_proto(&stray).unwrap_err().to_string();
+        assert!(err.contains("no channel of the level is WEBHOOK"), "{err}");
     }
 }

@@ -14,11 +14,7 @@ use crate::cli::{AcknowledgeArgs, AlertStateArg, AlertsArgs, Endpoints, LoadArgs
 use crate::routing_file;
 
 pub async fn list(endpoints: &Endpoints, args: &AlertsArgs) -> Result<ExitCode> {
-    let state = match args.state {
-        None => AlertState::Unspecified,
-        Some(AlertStateArg::Firing) => AlertState::Firing,
-        Some(AlertStateArg::Resolved) => AlertState::Resolved,
-    };
+    let state = state_filter(args.state);
     let mut client = NotificationsClient::new(channel(endpoints, Service::Notifications).await?);
     let alerts = client
         .list_alerts(ListAlertsRequest {
@@ -44,12 +40,24 @@ pub async fn list(endpoints: &Endpoints, args: &AlertsArgs) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The state a `--state` asks for (unspecified: every state).
+pub fn state_filter(arg: Option<AlertStateArg>) -> AlertState {
+    match arg {
+        None => AlertState::Unspecified,
+        Some(AlertStateArg::Firing) => AlertState::Firing,
+        Some(AlertStateArg::Resolved) => AlertState::Resolved,
+        Some(AlertStateArg::Acknowledged) => AlertState::Acknowledged,
+        Some(AlertStateArg::Silenced) => AlertState::Silenced,
+    }
+}
+
 pub async fn acknowledge(endpoints: &Endpoints, args: &AcknowledgeArgs) -> Result<ExitCode> {
     let mut client = NotificationsClient::new(channel(endpoints, Service::Notifications).await?);
     let alert = client
         .acknowledge_alert(AcknowledgeAlertRequest {
             dedup_key: args.dedup_key.clone(),
             by: args.by.clone(),
+            note: args.note.clone(),
         })
         .await
         .map_err(|status| status_error(Service::Notifications, "acknowledging the alert", &status))?
@@ -136,8 +144,9 @@ pub async fn show_routing(endpoints: &Endpoints) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn state_name(alert: &Alert) -> &'static str {
+pub fn state_name(alert: &Alert) -> &'static str {
     match AlertState::try_from(alert.state) {
+        Ok(AlertState::Firing) if !alert.acknowledged_by.is_empty() => "ACKED",
         Ok(AlertState::Firing) => "FIRING",
         Ok(AlertState::Resolved) => "resolved",
         _ => "?",
@@ -145,7 +154,7 @@ fn state_name(alert: &Alert) -> &'static str {
 }
 
 /// One line per alert (state, since when, key, deliveries) and its summary beneath.
-fn render(alerts: &[Alert]) -> String {
+pub fn render(alerts: &[Alert]) -> String {
     let key_width = alerts.iter().map(|a| a.dedup_key.len()).max().unwrap_or(0).max(3);
     let mut out = format!(
         "{:<8}  {:<20}  {:<key_width$}  DELIVERIES\n",

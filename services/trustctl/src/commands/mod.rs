@@ -9,7 +9,9 @@ pub mod db;
 pub mod dead_letters;
 pub mod directory;
 pub mod health;
+pub mod inbox;
 pub mod publish;
+pub mod silences;
 pub mod submit;
 
 use std::process::ExitCode;
@@ -21,7 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::auth::{BearerToken, IngestClient, ingest_client};
 use crate::cli::{
     CatalogueCommand, Cli, Command, CredentialCommand, DbCommand, DeadLettersCommand, DirectoryCommand,
-    Endpoints, RoutingCommand, Service,
+    Endpoints, RoutingCommand, Service, SilenceCommand,
 };
 
 /// Carry out the command line.
@@ -41,6 +43,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Unlock(args) => approval::unlock(endpoints, args).await,
         Command::Alerts(args) => alerts::list(endpoints, args).await,
         Command::Acknowledge(args) => alerts::acknowledge(endpoints, args).await,
+        Command::Alert(args) => inbox::show(endpoints, args).await,
+        Command::Resolve(args) => inbox::resolve(endpoints, args).await,
+        Command::Comment(args) => inbox::comment(endpoints, args).await,
+        Command::Inbox(args) => inbox::list(endpoints, args).await,
+        Command::Silence(SilenceCommand::Add(args)) => silences::add(endpoints, args).await,
+        Command::Silence(SilenceCommand::List { all }) => silences::list(endpoints, *all).await,
         Command::Routing(RoutingCommand::Load(args)) => alerts::load_routing(endpoints, args).await,
         Command::Routing(RoutingCommand::Show) => alerts::show_routing(endpoints).await,
         Command::DeadLetters(DeadLettersCommand::List { service, all }) => {
