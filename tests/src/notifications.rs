@@ -32,6 +32,8 @@ pub async fn start_notifications_with(
         .set("smtp.port", i64::from(smtp_port))
         .set("smtp.tls", "none")
         .set("delivery.poll_interval_ms", 100_i64)
+        // Every email alone unless a test is about digests (it sets a window).
+        .set("delivery.digest_window_secs", 0_i64)
         .set("escalation.tick_ms", 100_i64);
     for (key, value) in settings {
         loader = loader.set(*key, *value);

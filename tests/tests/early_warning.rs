@@ -48,6 +48,7 @@ async fn start_platform(env: &TestEnv, smtp_port: u16) -> Platform {
         .set("smtp.port", i64::from(smtp_port))
         .set("smtp.tls", "none")
         .set("delivery.poll_interval_ms", 100_i64)
+        .set("delivery.digest_window_secs", 0_i64)
         .load()
         .expect("notifications config");
     let notifications = notifications::start(config, shutdown())

@@ -81,6 +81,7 @@ fn spawn_child(env: &TestEnv, smtp_port: u16, port: u16) -> ChildService {
         .env("TRUST__SMTP__PORT", smtp_port.to_string())
         .env("TRUST__SMTP__TLS", "none")
         .env("TRUST__DELIVERY__POLL_INTERVAL_MS", "100")
+        .env("TRUST__DELIVERY__DIGEST_WINDOW_SECS", "0")
         .env("TRUST__ESCALATION__TICK_MS", "100")
         .env("TRUST__LOG__FILTER", "warn")
         .stdout(Stdio::null())

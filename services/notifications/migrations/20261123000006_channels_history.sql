@@ -27,3 +27,8 @@ CREATE TABLE alert_history (
     detail        text NOT NULL DEFAULT ''
 );
 CREATE INDEX alert_history_by_alert ON alert_history (dedup_key, id);
+
+-- Digests: emails due to one address together go as one; each records the delivery whose email carried it.
+ALTER TABLE delivery ADD COLUMN digest_of uuid;
+CREATE INDEX delivery_pending_email ON delivery (email) WHERE state = 'pending';
+CREATE INDEX delivery_sent_email ON delivery (email, sent_at DESC) WHERE state = 'sent';

@@ -91,6 +91,9 @@ pub struct DeliverySettings {
     pub webhook_timeout_secs: u64,
     /// The longest `Retry-After` honoured; a receiver asking for more is retried after this.
     pub retry_after_max_secs: u64,
+    /// Emails reaching one address within this long of the last go out together as one digest at its end
+    /// (the first of a burst goes at once); 0 sends every email alone.
+    pub digest_window_secs: u64,
 }
 
 impl DeliverySettings {

@@ -21,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::{DeliverySettings, SmtpSettings, SmtpTls};
+use crate::domain::digest::digest;
 use crate::domain::ladder::Channel;
-use crate::domain::{AfterFailure, after_failure};
+use crate::domain::quieting::held_until;
+use crate::domain::{AfterFailure, Email, after_failure};
 use crate::store::{self, DueDelivery};
 use crate::webhook::WebhookSender;
 
@@ -178,6 +180,8 @@ pub struct PassOutcome {
     pub sent: u32,
     pub retrying: u32,
     pub failed: u32,
+    /// Emails held for a digest.
+    pub held: u32,
     /// Shutdown interrupted the pass.
     pub interrupted: bool,
 }
@@ -256,13 +260,32 @@ impl DeliveryWorker {
                 tx.rollback().await?;
                 return Ok(pass);
             };
+            // Emails due to the same address now go together as one digest; the first of a burst goes at
+            // once, the rest wait for the end of the digest window.
+            let mut digest_with = Vec::new();
+            let window =
+                time::Duration::seconds(i64::try_from(self.settings.digest_window_secs).unwrap_or(i64::MAX));
+            if delivery.channel == Channel::Email && window > time::Duration::ZERO {
+                digest_with = store::claim_due_emails_to(&mut tx, &delivery.email, delivery.id).await?;
+                if digest_with.is_empty() {
+                    let last = store::last_email_sent_to(&mut tx, &delivery.email).await?;
+                    if let Some(until) = held_until(last, OffsetDateTime::now_utc(), window) {
+                        store::hold(&mut tx, delivery.id, until).await?;
+                        tx.commit().await?;
+                        pass.held += 1;
+                        metrics::counter!("notifications_deliveries_total", "channel" => "email", "outcome" => "held")
+                            .increment(1);
+                        continue;
+                    }
+                }
+            }
             let abandon = async {
                 shutdown.cancelled().await;
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
             };
             let sent = tokio::select! {
                 biased;
-                sent = self.send(&delivery) => sent,
+                sent = self.send(&delivery, &digest_with) => sent,
                 () = abandon => {
                     // Rolled back: still pending, so it is sent after restart.
                     tx.rollback().await?;
@@ -273,15 +296,21 @@ impl DeliveryWorker {
             };
             let attempts = u32::try_from(delivery.attempts).unwrap_or(0).saturating_add(1);
             let channel = delivery.channel.as_str();
+            let grouped = digest_with.len() + 1;
             let outcome = match sent {
                 Ok(()) => {
                     store::mark_sent(&mut tx, delivery.id).await?;
+                    if !digest_with.is_empty() {
+                        let ids: Vec<Uuid> = digest_with.iter().map(|d| d.id).collect();
+                        store::mark_sent_in_digest(&mut tx, delivery.id, &ids).await?;
+                    }
                     tracing::info!(
                         delivery_id = %delivery.id,
                         dedup_key = delivery.dedup_key,
                         staff_code = delivery.staff_code,
                         channel,
                         attempts,
+                        grouped,
                         "delivered"
                     );
                     pass.sent += 1;
@@ -296,6 +325,8 @@ impl DeliveryWorker {
                         Duration::from_millis(self.settings.retry_base_ms),
                         Duration::from_secs(self.settings.retry_max_secs),
                     );
+                    // A digest that could not go fails for each of its parts alike.
+                    let parts = std::iter::once(&delivery).chain(digest_with.iter());
                     match decision {
                         AfterFailure::RetryIn(backoff) => {
                             let delay = match err {
@@ -309,13 +340,16 @@ impl DeliveryWorker {
                                     .max(backoff),
                                 _ => backoff,
                             };
-                            store::mark_retry(&mut tx, delivery.id, delay, err.reason()).await?;
+                            for part in parts {
+                                store::mark_retry(&mut tx, part.id, delay, err.reason()).await?;
+                            }
                             tracing::warn!(
                                 delivery_id = %delivery.id,
                                 dedup_key = delivery.dedup_key,
                                 staff_code = delivery.staff_code,
                                 channel,
                                 attempts,
+                                grouped,
                                 ?delay,
                                 error = err.reason(),
                                 "not delivered; will retry"
@@ -324,19 +358,21 @@ impl DeliveryWorker {
                             "retry"
                         }
                         AfterFailure::GiveUp => {
-                            store::mark_failed(&mut tx, delivery.id, err.reason()).await?;
-                            let next = fall_back(&mut tx, &delivery, err.reason()).await?;
-                            tracing::error!(
-                                delivery_id = %delivery.id,
-                                dedup_key = delivery.dedup_key,
-                                staff_code = delivery.staff_code,
-                                channel,
-                                attempts,
-                                permanent,
-                                error = err.reason(),
-                                then = next,
-                                "delivery failed for good"
-                            );
+                            for part in parts {
+                                store::mark_failed(&mut tx, part.id, err.reason()).await?;
+                                let next = fall_back(&mut tx, part, err.reason()).await?;
+                                tracing::error!(
+                                    delivery_id = %part.id,
+                                    dedup_key = part.dedup_key,
+                                    staff_code = part.staff_code,
+                                    channel,
+                                    attempts,
+                                    permanent,
+                                    error = err.reason(),
+                                    then = next,
+                                    "delivery failed for good"
+                                );
+                            }
                             pass.failed += 1;
                             "failed"
                         }
@@ -345,14 +381,29 @@ impl DeliveryWorker {
             };
             tx.commit().await?;
             metrics::counter!("notifications_deliveries_total", "channel" => channel, "outcome" => outcome)
-                .increment(1);
+                .increment(u64::try_from(grouped).unwrap_or(1));
         }
     }
 
-    /// Hand one delivery to its channel.
-    async fn send(&self, delivery: &DueDelivery) -> Result<(), SendError> {
+    /// Hand one delivery to its channel (an email with the others due to the same address as one digest,
+    /// under the first one's Message-ID).
+    async fn send(&self, delivery: &DueDelivery, digest_with: &[DueDelivery]) -> Result<(), SendError> {
         match delivery.channel {
-            Channel::Email => self.mailer.send(delivery).await,
+            Channel::Email if digest_with.is_empty() => self.mailer.send(delivery).await,
+            Channel::Email => {
+                let parts: Vec<Email> = std::iter::once(delivery)
+                    .chain(digest_with)
+                    .map(|d| Email {
+                        subject: d.subject.clone(),
+                        body_text: d.body_text.clone(),
+                    })
+                    .collect();
+                let together = digest(&parts);
+                let mut lead = delivery.clone();
+                lead.subject = together.subject;
+                lead.body_text = together.body_text;
+                self.mailer.send(&lead).await
+            }
             Channel::Webhook => {
                 let Some(name) = delivery.webhook.as_deref() else {
                     return Err(SendError::Permanent(

@@ -421,5 +421,6 @@ fn to_proto(row: DeliveryRecord) -> pb::Delivery {
         webhook: row.webhook.unwrap_or_default(),
         step: row.step,
         next_attempt_at: Some(timestamp(row.next_attempt_at)),
+        digest_id: row.digest_of.map(|id| id.to_string()).unwrap_or_default(),
     }
 }

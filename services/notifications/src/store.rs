@@ -288,6 +288,65 @@ pub async fn claim_due(conn: &mut PgConnection) -> Result<Option<DueDelivery>, s
     .await
 }
 
+/// Other email deliveries to `email` due now (not `except`), locked for one digest; at most 100.
+pub async fn claim_due_emails_to(
+    conn: &mut PgConnection,
+    email: &str,
+    except: Uuid,
+) -> Result<Vec<DueDelivery>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, dedup_key, occurrence_id, event, step, staff_code, email, subject, body_text, attempts, \
+                channel, fallback, webhook, payload FROM delivery \
+         WHERE state = 'pending' AND channel = 'email' AND email = $1 AND id <> $2 AND next_attempt_at <= now() \
+         ORDER BY next_attempt_at, id LIMIT 100 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(email)
+    .bind(except)
+    .fetch_all(conn)
+    .await
+}
+
+/// When an email last went to `email`.
+pub async fn last_email_sent_to(
+    conn: &mut PgConnection,
+    email: &str,
+) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT max(sent_at) FROM delivery WHERE email = $1 AND channel = 'email' AND state = 'sent'",
+    )
+    .bind(email)
+    .fetch_one(conn)
+    .await
+}
+
+/// Keep a delivery back until `until` (a digest window), without counting an attempt.
+pub async fn hold(conn: &mut PgConnection, id: Uuid, until: OffsetDateTime) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE delivery SET next_attempt_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(until)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deliveries that went out in the digest led by `lead`.
+pub async fn mark_sent_in_digest(
+    conn: &mut PgConnection,
+    lead: Uuid,
+    ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE delivery SET state = 'sent', attempts = attempts + 1, sent_at = now(), last_error = NULL, \
+                digest_of = $1 \
+         WHERE id = ANY($2) OR id = $1",
+    )
+    .bind(lead)
+    .bind(ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Add to an alert's history.
 pub async fn record_history(
     conn: &mut PgConnection,
@@ -470,11 +529,12 @@ pub struct DeliveryRecord {
     pub webhook: Option<String>,
     pub step: String,
     pub next_attempt_at: OffsetDateTime,
+    pub digest_of: Option<Uuid>,
 }
 
 /// The columns of a [`DeliveryRecord`].
 const DELIVERY_COLUMNS: &str = "id, dedup_key, occurrence_id, event, staff_code, email, state, attempts, \
-     last_error, created_at, sent_at, covering_for, channel, webhook, step, next_attempt_at";
+     last_error, created_at, sent_at, covering_for, channel, webhook, step, next_attempt_at, digest_of";
 
 /// Newest first; every alert when `dedup_key` is empty.
 pub async fn list_deliveries(

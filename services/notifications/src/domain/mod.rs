@@ -5,6 +5,7 @@
 
 pub mod calendar;
 pub mod cover;
+pub mod digest;
 pub mod directory;
 pub mod event;
 pub mod ladder;

@@ -96,18 +96,17 @@ pub fn inhibited(alert: &Firing<'_>, firing: &[Firing<'_>]) -> bool {
         })
 }
 
-/// When a digest that started collecting at `first_queued` goes out.
-pub fn digest_sends_at(first_queued: OffsetDateTime, window: Duration) -> OffsetDateTime {
-    first_queued + window
-}
-
-/// Whether a person told about an alert at `last_told` may be told about it again at `now`.
-pub fn may_tell_again(
-    last_told: Option<OffsetDateTime>,
+/// When an email due now to someone goes: at once (None) when nothing went to them within the digest
+/// window, so the first of a burst is not delayed; otherwise held to the end of the window that began with
+/// the last one, to go out as one digest with everything else due to them by then. A zero window never
+/// holds. (How often the same alert is told again is the ladder's `repeat`.)
+pub fn held_until(
+    last_sent: Option<OffsetDateTime>,
     now: OffsetDateTime,
-    repeat_interval: Duration,
-) -> bool {
-    last_told.is_none_or(|last| now - last >= repeat_interval)
+    window: Duration,
+) -> Option<OffsetDateTime> {
+    let ends = last_sent? + window;
+    (window > Duration::ZERO && ends > now).then_some(ends)
 }
 
 #[cfg(test)]
@@ -202,15 +201,24 @@ mod tests {
     }
 
     #[test]
-    fn the_repeat_interval_bounds_telling_again() {
-        let told = datetime!(2026-11-23 09:00 UTC);
-        let interval = Duration::hours(4);
-        assert!(may_tell_again(None, told, interval));
-        assert!(!may_tell_again(Some(told), told + Duration::hours(3), interval));
-        assert!(may_tell_again(Some(told), told + Duration::hours(4), interval));
+    fn the_first_email_goes_at_once_and_the_rest_of_a_burst_waits_for_the_window() {
+        let sent = datetime!(2026-11-23 09:00 UTC);
+        let window = Duration::minutes(2);
+        assert_eq!(held_until(None, sent, window), None, "nothing sent yet: at once");
         assert_eq!(
-            digest_sends_at(told, Duration::minutes(5)),
-            told + Duration::minutes(5)
+            held_until(Some(sent), sent + Duration::seconds(10), window),
+            Some(sent + window),
+            "within the window: held to its end"
+        );
+        assert_eq!(
+            held_until(Some(sent), sent + window, window),
+            None,
+            "the window has passed"
+        );
+        assert_eq!(
+            held_until(Some(sent), sent + Duration::seconds(10), Duration::ZERO),
+            None,
+            "digests off"
         );
     }
 }
