@@ -18,9 +18,9 @@ pub fn digest(parts: &[Email]) -> Email {
             ))
             .unwrap_or_default()
     );
-    let mut body = format!(
+    let mut body = String::from(
         "Several alerts reached you within a few minutes, so they come together in this one email.\n\
-         Each is set out below as it would have been sent alone.\n"
+         Each is set out below as it would have been sent alone.\n",
     );
     for (n, part) in parts.iter().enumerate() {
         body.push_str(&format!(
