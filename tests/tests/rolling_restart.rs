@@ -430,3 +430,88 @@ async fn rolling_indicator_ingest_under_load_processes_every_submission_exactly_
     pool.close().await;
     env.cleanup().await;
 }
+
+/// What each pod's `migrate` initContainer runs (`<service> migrate`): the service's migrations, with its own
+/// role, in its own schema, and nothing else. A second run (the next pod, the service's own start) is a
+/// no-op, and a database that is not provisioned yet is a clear error (the initContainer restarts).
+#[tokio::test]
+async fn the_migrate_step_applies_each_service_s_migrations_with_its_own_role() {
+    use sqlx::migrate::Migrator;
+    use trust_runtime::{Platform, Settings};
+
+    let env = TestEnv::new().await;
+    let services: [(&'static str, &'static str, &str, &str, &Migrator); 4] = [
+        (
+            indicator_ingest::SERVICE,
+            indicator_ingest::DEFAULTS,
+            "trust_ingest",
+            "ingest",
+            &indicator_ingest::MIGRATIONS,
+        ),
+        (
+            safeguarding_qa::SERVICE,
+            safeguarding_qa::DEFAULTS,
+            "trust_safeguarding",
+            "safeguarding",
+            &safeguarding_qa::MIGRATIONS,
+        ),
+        (
+            commissioning::SERVICE,
+            commissioning::DEFAULTS,
+            "trust_commissioning",
+            "commissioning",
+            &commissioning::MIGRATIONS,
+        ),
+        (
+            notifications::SERVICE,
+            notifications::DEFAULTS,
+            "trust_notifications",
+            "notifications",
+            &notifications::MIGRATIONS,
+        ),
+    ];
+    for (service, defaults, role, schema, migrations) in services {
+        let settings: Settings = env.config(defaults, role);
+        for run in ["first", "second"] {
+            Platform::migrate_only(service, &settings, migrations)
+                .await
+                .unwrap_or_else(|err| panic!("{service}: {run} migrate: {err}"));
+        }
+        let pool = env.pool(role, schema).await;
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&pool)
+            .await
+            .expect("the service's migrations table");
+        assert_eq!(
+            applied as usize,
+            migrations.iter().count(),
+            "{service}: every migration, once"
+        );
+        let owners: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT tableowner::text FROM pg_tables WHERE schemaname = $1")
+                .bind(schema)
+                .fetch_all(&pool)
+                .await
+                .expect("table owners");
+        assert_eq!(
+            owners,
+            vec![role.to_owned()],
+            "{service}: its tables are its role's"
+        );
+        pool.close().await;
+    }
+
+    let mut unprovisioned: Settings = env.config(indicator_ingest::DEFAULTS, "trust_ingest");
+    unprovisioned.database.url = format!("{}_not_provisioned", env.database_url("trust_ingest"));
+    let err = Platform::migrate_only(
+        indicator_ingest::SERVICE,
+        &unprovisioned,
+        &indicator_ingest::MIGRATIONS,
+    )
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(err.contains("does not exist"), "{err}");
+    env.cleanup().await;
+}
