@@ -6,7 +6,8 @@
 //! holding the value sent.
 //!
 //! Each "pod" is this test binary run again with `CHILD_ENV` set, running indicator-ingest from
-//! `TRUST__...` variables with the signal handling of the service's `main`.
+//! `TRUST__...` variables with the signal handling of the service's `main`. The last test is the step
+//! before a pod serves: its `migrate` initContainer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, ExitStatus, Stdio};
