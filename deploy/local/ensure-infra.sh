@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make this machine ready to run and test the platform: PostgreSQL on
-# 127.0.0.1:5432, a JetStream-enabled nats-server on 127.0.0.1:4222, and
-# Debian's aiosmtpd (the tests' fake SMTP server).
+# 127.0.0.1:5432, a JetStream-enabled nats-server on 127.0.0.1:4222, Debian's
+# aiosmtpd (the tests' fake SMTP server), and python3-venv (k8s/check.sh puts
+# kubernetes-validate, and kubectl when needed, in a venv).
 #
 # Safe to run any number of times: it only installs what is missing and only
 # starts what is not already answering. Debian/Ubuntu only (apt-get,
@@ -99,6 +100,13 @@ if [[ ! -x /usr/bin/python3 ]]; then
 elif ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
     missing+=(python3-aiosmtpd)
     aiosmtpd_installed=1
+fi
+
+# k8s/check.sh's venv needs ensurepip, which Debian ships in python3-venv.
+venv_installed=0
+if [[ -x /usr/bin/python3 ]] && ! /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+    venv_installed=1
 fi
 
 if [[ ${#missing[@]} -gt 0 ]]; then
@@ -240,4 +248,13 @@ if [[ $aiosmtpd_installed -eq 1 ]]; then
     say "aiosmtpd: installed"
 else
     say "aiosmtpd: ok (already installed)"
+fi
+
+# --- python3-venv ------------------------------------------------------------
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 ||
+    die "/usr/bin/python3 cannot import ensurepip even after installing python3-venv"
+if [[ $venv_installed -eq 1 ]]; then
+    say "python3-venv: installed"
+else
+    say "python3-venv: ok (already installed)"
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole check a change must pass (README's test command; also .ci/run):
-# local infrastructure, formatting, lints, then every test in the workspace.
+# local infrastructure, formatting, lints, the Kubernetes manifests and the
+# container build, then every test in the workspace.
 # Extra arguments go to `cargo test`, e.g. deploy/local/test.sh -p safeguarding-qa
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -26,6 +27,15 @@ cargo fmt --all -- --check
 
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Kubernetes manifests and Dockerfile (k8s/check.sh)"
+k8s/check.sh
+
+# The Dockerfile's builder stage runs this script; CI runs it too, with the dev
+# profile (same sources, Cargo.lock and features; it reuses the test build
+# instead of spending minutes on an optimised one).
+step "container binaries as the Dockerfile builds them (dev profile)"
+deploy/container/build-binaries.sh --profile dev "${CARGO_TARGET_DIR:-target}/container-bin"
 
 step "cargo test"
 cargo test --workspace --locked "$@"

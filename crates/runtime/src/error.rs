@@ -31,6 +31,8 @@ pub enum Error {
     Metrics(String),
     #[error("invalid setting {key}: {reason}")]
     InvalidSetting { key: &'static str, reason: String },
+    #[error("{0}")]
+    Usage(String),
     #[error("background task {task} failed: {reason}")]
     Task { task: String, reason: String },
 }

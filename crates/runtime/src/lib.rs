@@ -2,6 +2,7 @@
 //! [`Platform::start`], adds its consumers and workers, and [`Platform::serve`]s its gRPC API.
 
 pub mod bus;
+mod command;
 pub mod config;
 pub mod consumer;
 pub mod db;
@@ -15,6 +16,7 @@ mod service;
 pub mod shutdown;
 pub mod telemetry;
 
+pub use command::Command;
 pub use config::{ConfigLoader, Settings};
 pub use consumer::{ConsumerSpec, Delivery, HandlerError, MessageHandler};
 pub use error::{Error, Result};

@@ -65,6 +65,22 @@ impl Platform {
         })
     }
 
+    /// Only connect to Postgres as the service's role and apply its migrations (`<service> migrate`): what
+    /// a deployment runs before the service's first replica serves, so a failing migration stops the
+    /// rollout with the old pods still serving.
+    pub async fn migrate_only(
+        service: &'static str,
+        settings: &Settings,
+        migrations: &Migrator,
+    ) -> Result<()> {
+        let pool = db::connect(&settings.database).await?;
+        let migrated = db::migrate(&pool, migrations).await;
+        pool.close().await;
+        migrated?;
+        tracing::info!(service, schema = %settings.database.schema, "database migrated");
+        Ok(())
+    }
+
     /// Create a durable consumer and start pulling from it.
     pub async fn add_consumer<H: MessageHandler>(&mut self, spec: ConsumerSpec, handler: H) -> Result<()> {
         let name = spec.durable.to_owned();

@@ -6,7 +6,9 @@ mod streams;
 
 pub use headers::{CONTENT_TYPE_PROTOBUF, MESSAGE_TYPE_HEADER, MessageHeaders};
 pub use namespace::Namespace;
-pub use streams::{ESCALATIONS, INGEST, PlatformStream, STREAMS, SUBMISSIONS, declare_streams, subjects};
+pub use streams::{
+    ESCALATIONS, INGEST, PlatformStream, STREAMS, SUBMISSIONS, declare_streams, stream_config, subjects,
+};
 
 use std::time::Duration;
 
