@@ -31,11 +31,17 @@ pub struct WebhookSettings {
 pub struct EscalationSettings {
     /// How often the scheduler looks for ladders whose next step is due.
     pub tick_ms: u64,
+    /// Steps overdue by more than this raise an alert about the scheduler itself.
+    pub stall_alert_secs: u64,
 }
 
 impl EscalationSettings {
     pub fn tick(&self) -> Duration {
         Duration::from_millis(self.tick_ms.max(10))
+    }
+
+    pub fn stall_after(&self) -> Duration {
+        Duration::from_secs(self.stall_alert_secs.max(1))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod domain;
 mod grpc;
 pub mod ladder_scheduler;
 pub mod receiver;
+pub mod scheduler_watchdog;
 pub mod store;
 pub mod webhook;
 
@@ -40,6 +41,9 @@ pub const ESCALATIONS_CONSUMER: ConsumerSpec = ConsumerSpec {
 /// Name of the background task that climbs escalation ladders.
 pub const LADDER_SCHEDULER: &str = "ladder-scheduler";
 
+/// Name of the background task that raises an alert when escalation steps are overdue.
+pub const SCHEDULER_WATCHDOG: &str = "scheduler-watchdog";
+
 /// Name of the background task that sends queued emails.
 pub const DELIVERY_WORKER: &str = "email-delivery";
 
@@ -65,6 +69,12 @@ pub async fn start(
     platform.spawn_worker(DELIVERY_WORKER, move |stop| worker.run(stop));
     let scheduler = ladder_scheduler::LadderScheduler::new(platform.pool.clone(), config.escalation.tick());
     platform.spawn_worker(LADDER_SCHEDULER, move |stop| scheduler.run(stop));
+    let watchdog = scheduler_watchdog::SchedulerWatchdog::new(
+        platform.pool.clone(),
+        config.escalation.tick(),
+        config.escalation.stall_after(),
+    );
+    platform.spawn_worker(SCHEDULER_WATCHDOG, move |stop| watchdog.run(stop));
     let api = NotificationsApi::new(platform.pool.clone(), webhooks.names());
     platform
         .serve(

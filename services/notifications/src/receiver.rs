@@ -19,7 +19,7 @@ use crate::domain::quieting::{Firing, Silence, inhibited};
 use crate::domain::routing::{self, AlertFacts};
 use crate::domain::routing_config::{Routing, matchers_from_proto, routing_from_proto};
 use crate::domain::webhook_body::{Addressee, webhook_body};
-use crate::domain::{self, Escalation, EventKind, Transition};
+use crate::domain::{self, AlertState, Escalation, EventKind, Transition};
 use crate::store;
 
 /// Applies escalation events from the ESCALATIONS stream.
@@ -102,9 +102,24 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
     let ladder = store::lock_ladder(conn, event.dedup_key()).await?;
 
     if event.kind() == EventKind::Resolved {
+        let mut told_nobody = false;
         if let Some((occurrence, mut ladder)) = ladder {
+            // Resolved while a flap hold kept it back: nobody heard it fired, so nobody hears it cleared.
+            told_nobody = occurrence == event.occurrence_id() && ladder.stage == Stage::Held;
             ladder.resolve(now);
             store::save_ladder(conn, event.dedup_key(), &occurrence, &ladder).await?;
+        }
+        if told_nobody {
+            store::record_history(
+                conn,
+                event.dedup_key(),
+                event.occurrence_id(),
+                "resolved",
+                event.source(),
+                "resolved while held as flapping: nobody was told it fired, so nobody is told it cleared",
+            )
+            .await?;
+            return Ok(0);
         }
         store::record_history(
             conn,
@@ -117,15 +132,22 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
         .await?;
         return tell_of_resolution(conn, event, "").await;
     }
-    store::record_history(
-        conn,
-        event.dedup_key(),
-        event.occurrence_id(),
-        "raised",
-        event.source(),
-        event.summary(),
-    )
-    .await?;
+    // The same occurrence raised again (re-published under another message id): its ladder keeps its
+    // place; deliveries already queued are not queued twice.
+    let repeat = current
+        .as_ref()
+        .is_some_and(|c| c.occurrence_id == event.occurrence_id() && c.state == AlertState::Firing);
+    if !repeat {
+        store::record_history(
+            conn,
+            event.dedup_key(),
+            event.occurrence_id(),
+            "raised",
+            event.source(),
+            event.summary(),
+        )
+        .await?;
+    }
 
     let Some(routing) = routing(conn).await? else {
         let answering = answering_for(conn, event, &[Target::Responsible]).await?;
@@ -133,6 +155,11 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
     };
     let policy = route(&routing, event);
     let (ladder, first) = match ladder {
+        Some((occurrence, ladder))
+            if repeat && occurrence == event.occurrence_id() && ladder.stage != Stage::Closed =>
+        {
+            return Ok(0);
+        }
         // Fired again after a resolve: held if it flaps, else climbing from the first level.
         Some((_, mut ladder)) if ladder.stage == Stage::Closed => {
             let first = ladder.refire(policy, now);

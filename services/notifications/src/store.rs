@@ -347,6 +347,18 @@ pub async fn mark_sent_in_digest(
     Ok(())
 }
 
+/// The oldest due time among ladders overdue at `now`, and how many are overdue. Locked rows are counted
+/// too: a step another transaction holds is still late.
+pub async fn overdue_ladders(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+) -> Result<(Option<OffsetDateTime>, i64), sqlx::Error> {
+    sqlx::query_as("SELECT min(next_due), count(*) FROM alert_ladder WHERE next_due <= $1")
+        .bind(now)
+        .fetch_one(conn)
+        .await
+}
+
 /// Add to an alert's history.
 pub async fn record_history(
     conn: &mut PgConnection,
