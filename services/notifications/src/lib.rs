@@ -3,6 +3,7 @@
 //! [`delivery`] worker then sends them through SMTP and records each outcome. With a routing configuration
 //! (`PutRouting`), a raise starts an escalation ladder that the [`ladder_scheduler`] climbs.
 
+pub mod ack_link;
 mod config;
 pub mod delivery;
 pub mod domain;
@@ -12,7 +13,8 @@ pub mod receiver;
 pub mod store;
 
 pub use config::{
-    DEFAULTS, DeliverySettings, EscalationSettings, NotificationsConfig, SmtpSettings, SmtpTls,
+    DEFAULTS, DeliverySettings, EscalationSettings, LinkSettings, NotificationsConfig, SmtpSettings,
+    SmtpTls,
 };
 
 use sqlx::migrate::Migrator;

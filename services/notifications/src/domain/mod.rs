@@ -14,6 +14,7 @@ pub mod render;
 pub mod retry;
 pub mod routing;
 pub mod routing_config;
+pub mod templates;
 
 pub use directory::{DirectoryError, validate_directory};
 pub use event::{AlertState, CurrentAlert, DecodeError, Escalation, EventKind, Transition};
