@@ -13,17 +13,30 @@ use crate::smtp::SmtpSink;
 
 pub type NotificationsClient = notify::notifications_client::NotificationsClient<tonic::transport::Channel>;
 
+/// The key tests sign acknowledgement links with (`links.secret`).
+pub const TEST_LINK_SECRET: &str = "test-only acknowledgement link secret, 48 chars";
+
+/// Acknowledgement links for a test: signed with [`TEST_LINK_SECRET`], served on a port of their own.
+pub fn with_test_links(loader: trust_runtime::ConfigLoader) -> trust_runtime::ConfigLoader {
+    let port = crate::free_port();
+    loader
+        .set("links.secret", TEST_LINK_SECRET)
+        .set("links.listen", format!("127.0.0.1:{port}"))
+        .set("links.base_url", format!("http://127.0.0.1:{port}"))
+}
+
 /// Start notifications for `env`, mailing `smtp`.
 pub async fn start_notifications(env: &TestEnv, smtp: &SmtpSink) -> RunningService {
-    let config: notifications::NotificationsConfig = env
-        .loader(notifications::DEFAULTS, "trust_notifications")
-        .set("smtp.host", "127.0.0.1")
-        .set("smtp.port", i64::from(smtp.port))
-        .set("smtp.tls", "none")
-        .set("delivery.poll_interval_ms", 100_i64)
-        .set("escalation.tick_ms", 100_i64)
-        .load()
-        .expect("notifications config");
+    let config: notifications::NotificationsConfig = with_test_links(
+        env.loader(notifications::DEFAULTS, "trust_notifications"),
+    )
+    .set("smtp.host", "127.0.0.1")
+    .set("smtp.port", i64::from(smtp.port))
+    .set("smtp.tls", "none")
+    .set("delivery.poll_interval_ms", 100_i64)
+    .set("escalation.tick_ms", 100_i64)
+    .load()
+    .expect("notifications config");
     notifications::start(config, CancellationToken::new())
         .await
         .expect("notifications")

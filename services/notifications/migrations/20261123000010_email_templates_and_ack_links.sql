@@ -12,6 +12,3 @@ CREATE TABLE email_templates (
 ALTER TABLE delivery ADD COLUMN body_html text;
 -- When the acknowledgement link in this email was used: a link acknowledges once.
 ALTER TABLE delivery ADD COLUMN link_used_at timestamptz;
-
--- How the alert was acknowledged: "api" (AcknowledgeAlert) or "email link"; acknowledged_by is the person.
-ALTER TABLE alert ADD COLUMN acknowledged_via text;

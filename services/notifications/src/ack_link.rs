@@ -46,14 +46,25 @@ pub enum LinkError {
 /// Why the link settings cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LinkSettingsError {
-    #[error("links.secret: is {len} characters; links need a secret of at least {MIN_SECRET_LEN} (or set links.enabled = false)")]
+    #[error("is {len} characters; links need a secret of at least {MIN_SECRET_LEN} (or set links.enabled = false)")]
     ShortSecret { len: usize },
-    #[error("links.base_url: {0:?} is not an http(s) URL")]
+    #[error("{0:?} is not an http(s) URL")]
     BaseUrl(String),
-    #[error("links.valid_hours: must be at least 1")]
+    #[error("must be at least 1")]
     NoLifetime,
-    #[error("links.secret: not usable as an HMAC-SHA256 key: {0}")]
+    #[error("not usable as an HMAC-SHA256 key: {0}")]
     Key(String),
+}
+
+impl LinkSettingsError {
+    /// The setting at fault.
+    pub fn key(&self) -> &'static str {
+        match self {
+            LinkSettingsError::ShortSecret { .. } | LinkSettingsError::Key(_) => "links.secret",
+            LinkSettingsError::BaseUrl(_) => "links.base_url",
+            LinkSettingsError::NoLifetime => "links.valid_hours",
+        }
+    }
 }
 
 /// Makes and checks the links of one deployment.

@@ -1,7 +1,7 @@
 //! The `trust.notifications.v1.Notifications` API: loading the staff directory, listing alerts and
 //! deliveries.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -12,7 +12,10 @@ use prost::Message;
 
 use crate::domain::quieting::Silence;
 use crate::domain::routing_config::{matchers_from_proto, routing_from_proto};
+use crate::domain::templates::BUILT_IN;
 use crate::domain::validate_directory;
+use crate::alert_actions::{self, ActionError};
+use crate::email_templates;
 use crate::store::{self, AlertRecord, DeliveryRecord};
 
 const DEFAULT_LIST_LIMIT: u32 = 100;
@@ -111,39 +114,14 @@ impl pb::notifications_server::Notifications for NotificationsApi {
         request: Request<pb::AcknowledgeAlertRequest>,
     ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
         let request = request.into_inner();
-        if request.by.trim().is_empty() {
-            return Err(Status::invalid_argument(
-                "by: say who acknowledges (it is kept with the alert)",
-            ));
-        }
         let mut tx = self.pool.begin().await.map_err(internal)?;
-        let acknowledged = store::acknowledge_alert(&mut tx, &request.dedup_key, request.by.trim())
+        let alert = alert_actions::acknowledge(&mut tx, &request.dedup_key, &request.by, "")
             .await
-            .map_err(internal)?;
-        if !acknowledged {
-            return Err(Status::failed_precondition(format!(
-                "no firing alert {:?}: only a firing alert can be acknowledged",
-                request.dedup_key
-            )));
-        }
-        if let Some((occurrence, mut ladder)) = store::lock_ladder(&mut tx, &request.dedup_key)
-            .await
-            .map_err(internal)?
-        {
-            ladder.acknowledge(time::OffsetDateTime::now_utc());
-            store::save_ladder(&mut tx, &request.dedup_key, &occurrence, &ladder)
-                .await
-                .map_err(internal)?;
-        }
-        let alert = store::list_alerts(&mut tx, None, Some(&request.dedup_key), 1)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .next()
-            .map(alert_to_proto);
+            .map_err(action_error)?;
         tx.commit().await.map_err(internal)?;
-        tracing::info!(dedup_key = %request.dedup_key, by = %request.by, "alert acknowledged");
-        Ok(Response::new(pb::AcknowledgeAlertResponse { alert }))
+        Ok(Response::new(pb::AcknowledgeAlertResponse {
+            alert: Some(alert_to_proto(alert)),
+        }))
     }
 
     async fn put_silence(&self, request: Request<pb::Silence>) -> Result<Response<pb::Silence>, Status> {
@@ -229,6 +207,79 @@ impl pb::notifications_server::Notifications for NotificationsApi {
         Ok(Response::new(pb::ListDeliveriesResponse {
             deliveries: rows.into_iter().map(to_proto).collect(),
         }))
+    }
+
+    /// Check the set by rendering sample events, then store it in place of the last: a set that fails
+    /// changes nothing.
+    async fn put_email_templates(
+        &self,
+        request: Request<pb::EmailTemplates>,
+    ) -> Result<Response<pb::PutEmailTemplatesResponse>, Status> {
+        let mut replacements = BTreeMap::new();
+        for template in request.into_inner().templates {
+            let name = template.name.trim().to_owned();
+            if replacements.insert(name.clone(), template.source).is_some() {
+                return Err(Status::invalid_argument(format!(
+                    "template {name}: given twice"
+                )));
+            }
+        }
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let revision = email_templates::put_templates(&mut conn, &replacements)
+            .await
+            .map_err(internal)?
+            .map_err(|err| Status::invalid_argument(format!("template {err}")))?;
+        tracing::info!(
+            revision,
+            replaced = ?replacements.keys().collect::<Vec<_>>(),
+            "email templates replaced"
+        );
+        Ok(Response::new(pb::PutEmailTemplatesResponse {
+            revision,
+            replaced: u32::try_from(replacements.len()).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn get_email_templates(
+        &self,
+        _request: Request<pb::GetEmailTemplatesRequest>,
+    ) -> Result<Response<pb::EmailTemplates>, Status> {
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let stored = store::email::email_templates(&mut conn)
+            .await
+            .map_err(internal)?;
+        let (replaced, revision, updated_at) = match stored {
+            Some(stored) => (stored.templates, stored.revision, Some(timestamp(stored.updated_at))),
+            None => (BTreeMap::new(), 0, None),
+        };
+        let templates = BUILT_IN
+            .iter()
+            .map(|(name, built_in)| match replaced.get(*name) {
+                Some(source) => pb::EmailTemplate {
+                    name: (*name).to_owned(),
+                    source: source.clone(),
+                    built_in: false,
+                },
+                None => pb::EmailTemplate {
+                    name: (*name).to_owned(),
+                    source: (*built_in).to_owned(),
+                    built_in: true,
+                },
+            })
+            .collect();
+        Ok(Response::new(pb::EmailTemplates {
+            templates,
+            revision,
+            updated_at,
+        }))
+    }
+}
+
+fn action_error(err: ActionError) -> Status {
+    match err {
+        ActionError::Missing { .. } => Status::invalid_argument(err.to_string()),
+        ActionError::UnknownAlert(_) | ActionError::NotFiring(..) => Status::failed_precondition(err.to_string()),
+        ActionError::Database(err) => internal(err),
     }
 }
 

@@ -3,6 +3,7 @@
 //! left to the delivery worker, so a slow mail relay never holds up the bus.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::PgConnection;
 use trust_proto::alerting::v1::{EscalationRaised, Severity};
@@ -19,15 +20,18 @@ use crate::domain::quieting::{Firing, Silence, inhibited};
 use crate::domain::routing::{self, AlertFacts};
 use crate::domain::routing_config::{Routing, matchers_from_proto, routing_from_proto};
 use crate::domain::{self, Escalation, EventKind, Transition};
+use crate::email_templates::EmailComposer;
 use crate::store;
 
 /// Applies escalation events from the ESCALATIONS stream.
-#[derive(Debug, Clone, Default)]
-pub struct EscalationReceiver;
+#[derive(Debug, Clone)]
+pub struct EscalationReceiver {
+    email: Arc<EmailComposer>,
+}
 
 impl EscalationReceiver {
-    pub fn new() -> Self {
-        Self
+    pub fn new(email: Arc<EmailComposer>) -> Self {
+        Self { email }
     }
 }
 
@@ -59,7 +63,7 @@ impl MessageHandler for EscalationReceiver {
         conn: &'a mut PgConnection,
         parked: &'a ParkedMessage<'a>,
     ) -> Result<(), HandlerError> {
-        let queued = apply(conn, &alert_about_parked(parked)).await?;
+        let queued = apply(conn, &self.email, &alert_about_parked(parked)).await?;
         tracing::warn!(
             message_id = parked.message_id,
             queued,
@@ -75,7 +79,7 @@ impl MessageHandler for EscalationReceiver {
     ) -> Result<(), HandlerError> {
         let event = Escalation::decode(delivery.subject, delivery.payload)
             .map_err(|err| HandlerError::Permanent(err.to_string()))?;
-        apply(conn, &event).await?;
+        apply(conn, &self.email, &event).await?;
         Ok(())
     }
 }
@@ -84,7 +88,11 @@ impl MessageHandler for EscalationReceiver {
 /// the routing tree gives it (or, with no routing configured, whoever is responsible), starting its ladder;
 /// on a resolution, everyone who was told, closing the ladder. Returns how many emails were newly queued
 /// (0 for a repeat of an event already handled).
-pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, sqlx::Error> {
+pub async fn apply(
+    conn: &mut PgConnection,
+    email: &EmailComposer,
+    event: &Escalation,
+) -> Result<u64, sqlx::Error> {
     let current = store::lock_alert(conn, event.dedup_key()).await?;
     if let Transition::Stale(reason) = event.transition(current.as_ref()) {
         tracing::info!(
@@ -115,16 +123,16 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
             })
             .collect();
         if !told.is_empty() {
-            return queue_for(conn, event, &told, "", None).await;
+            return queue_for(conn, email, event, &told, "", None).await;
         }
         // A resolution whose raise reached nobody here: whoever is responsible now.
         let answering = answering_for(conn, event, &[Target::Responsible]).await?;
-        return queue_for(conn, event, &answering, "", None).await;
+        return queue_for(conn, email, event, &answering, "", None).await;
     }
 
     let Some(routing) = routing(conn).await? else {
         let answering = answering_for(conn, event, &[Target::Responsible]).await?;
-        return queue_for(conn, event, &answering, "", None).await;
+        return queue_for(conn, email, event, &answering, "", None).await;
     };
     let policy = route(&routing, event);
     let (ladder, first) = match ladder {
@@ -139,7 +147,7 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
     match first {
         Some(step) => {
             let answering = answering_for(conn, event, &step.targets).await?;
-            queue_for(conn, event, &answering, "", None).await
+            queue_for(conn, email, event, &answering, "", None).await
         }
         None => Ok(0),
     }
@@ -278,6 +286,7 @@ pub(crate) async fn answering_for(
 /// email of a later step (escalated, repeated) and marks its subject.
 pub(crate) async fn queue_for(
     conn: &mut PgConnection,
+    email: &EmailComposer,
     event: &Escalation,
     answering: &[Answering],
     step: &str,
@@ -325,12 +334,10 @@ pub(crate) async fn queue_for(
         );
         return Ok(0);
     }
-    let mut email = domain::render(event);
-    if let Some(why) = why {
-        email.subject = format!("[Escalated] {}", email.subject);
-        email.body_text = format!("{why}\n\n{}", email.body_text);
-    }
-    let queued = store::queue_deliveries(conn, event, &recipients, &covering_for, &email, step).await?;
+    let emails = email
+        .compose(conn, event, why, &recipients, &covering_for)
+        .await?;
+    let queued = store::queue_deliveries(conn, event, &recipients, &covering_for, &emails, step).await?;
     tracing::info!(
         dedup_key = event.dedup_key(),
         occurrence_id = event.occurrence_id(),

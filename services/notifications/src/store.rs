@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::domain::cover::Presence;
 use crate::domain::ladder::Ladder;
-use crate::domain::{AlertState, CurrentAlert, Email, Escalation, EventKind, Responsibility};
+use crate::domain::{AlertState, CurrentAlert, Escalation, EventKind, Responsibility};
+use crate::email_templates::ComposedEmail;
 
 /// The alert for `dedup_key`, locked until the transaction ends so two events for it apply one at a time.
 /// The advisory lock covers the first event of a key too, when there is no row yet to lock (two replicas
@@ -148,43 +149,48 @@ pub async fn staff_contacts(
         .await
 }
 
-/// Queue one pending email per recipient. An event already queued for a person is skipped (unique on
-/// occurrence, event and staff), so redelivered or re-published events send nothing more. Returns how many
-/// were newly queued.
+/// Queue one pending email per recipient: `emails[i]` (with its delivery id) is `recipients[i]`'s. An
+/// event already queued for a person is skipped (unique on occurrence, event and staff), so redelivered or
+/// re-published events send nothing more. Returns how many were newly queued.
 pub async fn queue_deliveries(
     conn: &mut PgConnection,
     event: &Escalation,
     recipients: &[StaffContact],
     covering_for: &HashMap<String, String>,
-    email: &Email,
+    emails: &[ComposedEmail],
     step: &str,
 ) -> Result<u64, sqlx::Error> {
     if recipients.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<Uuid> = recipients.iter().map(|_| Uuid::now_v7()).collect();
+    let ids: Vec<Uuid> = emails.iter().map(|e| e.delivery_id).collect();
     let codes: Vec<&str> = recipients.iter().map(|r| r.code.as_str()).collect();
     let addresses: Vec<&str> = recipients.iter().map(|r| r.email.as_str()).collect();
     let covering: Vec<Option<&str>> = recipients
         .iter()
         .map(|r| covering_for.get(&r.code).map(String::as_str))
         .collect();
+    let subjects: Vec<&str> = emails.iter().map(|e| e.subject.as_str()).collect();
+    let texts: Vec<&str> = emails.iter().map(|e| e.body_text.as_str()).collect();
+    let htmls: Vec<Option<&str>> = emails.iter().map(|e| e.body_html.as_deref()).collect();
     let result = sqlx::query(
         "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, \
-         covering_for, step) \
-         SELECT r.id, $5, $6, $7, r.staff_code, r.email, $8, $9, r.covering_for, $10 \
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r (id, staff_code, email, covering_for) \
+         body_html, covering_for, step) \
+         SELECT r.id, $8, $9, $10, r.staff_code, r.email, r.subject, r.body_text, r.body_html, r.covering_for, $11 \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+              AS r (id, staff_code, email, covering_for, subject, body_text, body_html) \
          ON CONFLICT (occurrence_id, event, step, staff_code) DO NOTHING",
     )
     .bind(&ids)
     .bind(&codes)
     .bind(&addresses)
     .bind(&covering)
+    .bind(&subjects)
+    .bind(&texts)
+    .bind(&htmls)
     .bind(event.dedup_key())
     .bind(event.occurrence_id())
     .bind(event.kind().as_str())
-    .bind(&email.subject)
-    .bind(&email.body_text)
     .bind(step)
     .execute(conn)
     .await?;
@@ -200,6 +206,8 @@ pub struct DueDelivery {
     pub email: String,
     pub subject: String,
     pub body_text: String,
+    /// The HTML alternative, when the email has one.
+    pub body_html: Option<String>,
     pub attempts: i32,
 }
 
@@ -207,7 +215,7 @@ pub struct DueDelivery {
 /// never send the same email; the lock lasts until the caller's transaction ends.
 pub async fn claim_due(conn: &mut PgConnection) -> Result<Option<DueDelivery>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, dedup_key, staff_code, email, subject, body_text, attempts FROM delivery \
+        "SELECT id, dedup_key, staff_code, email, subject, body_text, body_html, attempts FROM delivery \
          WHERE state = 'pending' AND next_attempt_at <= now() \
          ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
     )
@@ -638,3 +646,6 @@ pub async fn mark_inhibited(conn: &mut PgConnection, dedup_key: &str, by: &str) 
         .await?;
     Ok(())
 }
+
+/// Email templates and acknowledgement links.
+pub mod email;
