@@ -27,16 +27,15 @@ pub fn with_test_links(loader: trust_runtime::ConfigLoader) -> trust_runtime::Co
 
 /// Start notifications for `env`, mailing `smtp`.
 pub async fn start_notifications(env: &TestEnv, smtp: &SmtpSink) -> RunningService {
-    let config: notifications::NotificationsConfig = with_test_links(
-        env.loader(notifications::DEFAULTS, "trust_notifications"),
-    )
-    .set("smtp.host", "127.0.0.1")
-    .set("smtp.port", i64::from(smtp.port))
-    .set("smtp.tls", "none")
-    .set("delivery.poll_interval_ms", 100_i64)
-    .set("escalation.tick_ms", 100_i64)
-    .load()
-    .expect("notifications config");
+    let config: notifications::NotificationsConfig =
+        with_test_links(env.loader(notifications::DEFAULTS, "trust_notifications"))
+            .set("smtp.host", "127.0.0.1")
+            .set("smtp.port", i64::from(smtp.port))
+            .set("smtp.tls", "none")
+            .set("delivery.poll_interval_ms", 100_i64)
+            .set("escalation.tick_ms", 100_i64)
+            .load()
+            .expect("notifications config");
     notifications::start(config, CancellationToken::new())
         .await
         .expect("notifications")

@@ -46,7 +46,9 @@ pub enum LinkError {
 /// Why the link settings cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LinkSettingsError {
-    #[error("is {len} characters; links need a secret of at least {MIN_SECRET_LEN} (or set links.enabled = false)")]
+    #[error(
+        "is {len} characters; links need a secret of at least {MIN_SECRET_LEN} (or set links.enabled = false)"
+    )]
     ShortSecret { len: usize },
     #[error("{0:?} is not an http(s) URL")]
     BaseUrl(String),
@@ -114,7 +116,8 @@ impl LinkSigner {
     /// A signer with this key, making links under `base_url`.
     pub fn new(secret: &[u8], base_url: &str, valid_for: time::Duration) -> Result<Self, LinkSettingsError> {
         // HMAC takes a key of any length (a long one is hashed first); the error exists for other MACs.
-        let key = HmacSha256::new_from_slice(secret).map_err(|err| LinkSettingsError::Key(err.to_string()))?;
+        let key =
+            HmacSha256::new_from_slice(secret).map_err(|err| LinkSettingsError::Key(err.to_string()))?;
         Ok(Self {
             key,
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -159,7 +162,9 @@ impl LinkSigner {
         mac.verify_slice(signature)
             .map_err(|_| LinkError::NotGenuine("its signature does not match"))?;
         if payload[0] != VERSION {
-            return Err(LinkError::NotGenuine("it was issued in a format this service does not read"));
+            return Err(LinkError::NotGenuine(
+                "it was issued in a format this service does not read",
+            ));
         }
         let mut id = [0u8; 16];
         id.copy_from_slice(&payload[1..17]);
@@ -205,10 +210,7 @@ mod tests {
         let claims = signer().verify(token, NOW).expect("genuine");
         assert_eq!(claims.delivery_id, id);
         assert_eq!(claims.expires_at, expires);
-        assert_eq!(
-            signer().verify(token, expires),
-            Err(LinkError::Expired(expires))
-        );
+        assert_eq!(signer().verify(token, expires), Err(LinkError::Expired(expires)));
     }
 
     #[test]
@@ -229,7 +231,10 @@ mod tests {
         )
         .expect("signer");
         assert!(matches!(other.verify(&token, NOW), Err(LinkError::NotGenuine(_))));
-        assert!(matches!(signer().verify("nonsense", NOW), Err(LinkError::NotGenuine(_))));
+        assert!(matches!(
+            signer().verify("nonsense", NOW),
+            Err(LinkError::NotGenuine(_))
+        ));
         assert!(matches!(signer().verify("", NOW), Err(LinkError::NotGenuine(_))));
     }
 
@@ -261,7 +266,11 @@ mod tests {
         let signer = LinkSigner::from_settings(&settings(&long, "http://127.0.0.1:8104/"))
             .expect("valid")
             .expect("enabled");
-        assert!(signer.link(Uuid::nil(), NOW).starts_with("http://127.0.0.1:8104/ack/"));
+        assert!(
+            signer
+                .link(Uuid::nil(), NOW)
+                .starts_with("http://127.0.0.1:8104/ack/")
+        );
         let mut disabled = settings("", "");
         disabled.enabled = false;
         assert!(matches!(LinkSigner::from_settings(&disabled), Ok(None)));

@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(config.delivery.poll_interval(), Duration::from_millis(500));
         assert!(config.links.enabled);
         assert_eq!(config.links.listen, "0.0.0.0:8104");
-        assert_eq!(config.links.secret, "", "no secret ships: the service refuses to start without one");
+        assert_eq!(
+            config.links.secret, "",
+            "no secret ships: the service refuses to start without one"
+        );
         assert_eq!(config.links.valid_for(), Duration::from_secs(14 * 24 * 3_600));
     }
 }

@@ -104,11 +104,7 @@ impl Mailer {
             None => builder.header(ContentType::TEXT_PLAIN).body(text),
             Some(html) => builder.multipart(
                 MultiPart::alternative()
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_PLAIN)
-                            .body(text),
-                    )
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
                     .singlepart(
                         SinglePart::builder()
                             .header(ContentType::TEXT_HTML)

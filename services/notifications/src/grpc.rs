@@ -10,11 +10,11 @@ use trust_runtime::grpc::timestamp;
 
 use prost::Message;
 
+use crate::alert_actions::{self, ActionError};
 use crate::domain::quieting::Silence;
 use crate::domain::routing_config::{matchers_from_proto, routing_from_proto};
 use crate::domain::templates::BUILT_IN;
 use crate::domain::validate_directory;
-use crate::alert_actions::{self, ActionError};
 use crate::email_templates;
 use crate::store::{self, AlertRecord, DeliveryRecord};
 
@@ -219,9 +219,7 @@ impl pb::notifications_server::Notifications for NotificationsApi {
         for template in request.into_inner().templates {
             let name = template.name.trim().to_owned();
             if replacements.insert(name.clone(), template.source).is_some() {
-                return Err(Status::invalid_argument(format!(
-                    "template {name}: given twice"
-                )));
+                return Err(Status::invalid_argument(format!("template {name}: given twice")));
             }
         }
         let mut conn = self.pool.acquire().await.map_err(internal)?;
@@ -245,11 +243,13 @@ impl pb::notifications_server::Notifications for NotificationsApi {
         _request: Request<pb::GetEmailTemplatesRequest>,
     ) -> Result<Response<pb::EmailTemplates>, Status> {
         let mut conn = self.pool.acquire().await.map_err(internal)?;
-        let stored = store::email::email_templates(&mut conn)
-            .await
-            .map_err(internal)?;
+        let stored = store::email::email_templates(&mut conn).await.map_err(internal)?;
         let (replaced, revision, updated_at) = match stored {
-            Some(stored) => (stored.templates, stored.revision, Some(timestamp(stored.updated_at))),
+            Some(stored) => (
+                stored.templates,
+                stored.revision,
+                Some(timestamp(stored.updated_at)),
+            ),
             None => (BTreeMap::new(), 0, None),
         };
         let templates = BUILT_IN
@@ -278,7 +278,9 @@ impl pb::notifications_server::Notifications for NotificationsApi {
 fn action_error(err: ActionError) -> Status {
     match err {
         ActionError::Missing { .. } => Status::invalid_argument(err.to_string()),
-        ActionError::UnknownAlert(_) | ActionError::NotFiring(..) => Status::failed_precondition(err.to_string()),
+        ActionError::UnknownAlert(_) | ActionError::NotFiring(..) => {
+            Status::failed_precondition(err.to_string())
+        }
         ActionError::Database(err) => internal(err),
     }
 }

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use trust_proto::alerting::v1::EscalationRaised;
 
 use crate::domain::Escalation;
-use crate::email_templates::EmailComposer;
 use crate::domain::ladder::{Ladder, Reason, Wait};
+use crate::email_templates::EmailComposer;
 use crate::receiver::{answering_for, queue_for};
 use crate::store;
 

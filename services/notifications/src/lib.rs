@@ -18,8 +18,7 @@ pub mod receiver;
 pub mod store;
 
 pub use config::{
-    DEFAULTS, DeliverySettings, EscalationSettings, LinkSettings, NotificationsConfig, SmtpSettings,
-    SmtpTls,
+    DEFAULTS, DeliverySettings, EscalationSettings, LinkSettings, NotificationsConfig, SmtpSettings, SmtpTls,
 };
 
 use std::sync::Arc;

@@ -76,11 +76,7 @@ impl IntoResponse for Page {
 }
 
 fn page(status: StatusCode, title: &'static str, body: String) -> Page {
-    Page {
-        status,
-        title,
-        body,
-    }
+    Page { status, title, body }
 }
 
 /// Escape text for HTML content and attribute values.
@@ -294,7 +290,11 @@ async fn acknowledge_once(pool: &PgPool, claims: &LinkClaims) -> Result<Page, sq
             subject = escape(&delivery.subject),
             by = escape(alert.acknowledged_by.as_deref().unwrap_or(&delivery.staff_code)),
             via = VIA_EMAIL_LINK,
-            at = escape(&alert.acknowledged_at.map_or_else(|| "now".to_owned(), format_time)),
+            at = escape(
+                &alert
+                    .acknowledged_at
+                    .map_or_else(|| "now".to_owned(), format_time)
+            ),
         ),
     ))
 }

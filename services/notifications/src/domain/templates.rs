@@ -13,27 +13,35 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use trust_proto::alerting::v1::{
-    EscalationRaised, EscalationResolved, IndicatorBreach, Severity, escalation_raised,
-    escalation_resolved,
+    EscalationRaised, EscalationResolved, IndicatorBreach, Severity, escalation_raised, escalation_resolved,
 };
 use trust_proto::common::v1::{DirectionOfTravel, MeasureType, Period, PeriodType, Polarity, Rag};
 
 use super::event::Escalation;
 use super::render::{
-    LINE_WIDTH, amber_band, format_time, format_value, headline, or_unknown, period_label,
-    polarity_phrase, rag_label, severity_label,
+    LINE_WIDTH, amber_band, format_time, format_value, headline, or_unknown, period_label, polarity_phrase,
+    rag_label, severity_label,
 };
 
 /// The templates an email is made from, with the built-in source of each. The subject, text and HTML of
 /// each event are rendered; `facts.*` are included by them. Any of these may be replaced; a set that
 /// leaves one out uses the built-in one.
 pub const BUILT_IN: [(&str, &str); 8] = [
-    ("raised.subject.j2", include_str!("../../templates/raised.subject.j2")),
+    (
+        "raised.subject.j2",
+        include_str!("../../templates/raised.subject.j2"),
+    ),
     ("raised.txt.j2", include_str!("../../templates/raised.txt.j2")),
     ("raised.html.j2", include_str!("../../templates/raised.html.j2")),
-    ("resolved.subject.j2", include_str!("../../templates/resolved.subject.j2")),
+    (
+        "resolved.subject.j2",
+        include_str!("../../templates/resolved.subject.j2"),
+    ),
     ("resolved.txt.j2", include_str!("../../templates/resolved.txt.j2")),
-    ("resolved.html.j2", include_str!("../../templates/resolved.html.j2")),
+    (
+        "resolved.html.j2",
+        include_str!("../../templates/resolved.html.j2"),
+    ),
     ("facts.txt.j2", include_str!("../../templates/facts.txt.j2")),
     ("facts.html.j2", include_str!("../../templates/facts.html.j2")),
 ];
@@ -62,9 +70,14 @@ impl TemplateError {
     /// From minijinja's error, naming the template it happened in (an included one, if there) or, when it
     /// does not say, the one being rendered.
     fn from_minijinja(rendering: &str, err: &minijinja::Error) -> Self {
-        let reason = match err.detail() {
-            Some(detail) => format!("{}: {detail}", err.kind()),
-            None => err.kind().to_string(),
+        let reason = match (err.kind(), err.detail()) {
+            (_, Some(detail)) => format!("{}: {detail}", err.kind()),
+            (minijinja::ErrorKind::UndefinedError, None) => {
+                "undefined value: a variable or attribute that does not exist, or that is none for this \
+                 event (guard it with {% if ... %})"
+                    .to_owned()
+            }
+            (kind, None) => kind.to_string(),
         };
         Self {
             template: err.name().unwrap_or(rendering).to_owned(),
@@ -143,8 +156,11 @@ impl Templates {
     /// first email and an escalated one): what is accepted renders for every kind of alert.
     pub fn check(replacements: &BTreeMap<String, String>) -> Result<Self, TemplateError> {
         let templates = Self::compile(replacements)?;
-        for sample in samples() {
-            templates.render(&sample)?;
+        for (what, sample) in SAMPLE_NAMES.iter().zip(samples()) {
+            templates.render(&sample).map_err(|mut err| {
+                err.reason = format!("{} (rendering the sample {what})", err.reason);
+                err
+            })?;
         }
         Ok(templates)
     }
@@ -368,6 +384,15 @@ fn direction(direction: DirectionOfTravel) -> Option<&'static str> {
     }
 }
 
+/// What each of [`samples`] is, for error messages.
+const SAMPLE_NAMES: [&str; 5] = [
+    "raised indicator escalation (first email, with a link)",
+    "raised indicator escalation (escalated, to a cover)",
+    "raised escalation not about an indicator",
+    "resolved indicator escalation",
+    "resolved escalation not about an indicator",
+];
+
 /// The events a template set must render before it is accepted.
 pub fn samples() -> Vec<EmailContext> {
     let breach = IndicatorBreach {
@@ -497,19 +522,38 @@ mod tests {
             assert!(email.text.contains(fact), "missing {fact:?} in:\n{}", email.text);
         }
         let html = email.html.expect("an HTML part");
-        assert!(html.contains("East Leeds &lt;Cluster 1&gt; &amp; Seacroft"), "{html}");
+        assert!(
+            html.contains("East Leeds &lt;Cluster 1&gt; &amp; Seacroft"),
+            "{html}"
+        );
         assert!(!html.contains("<Cluster 1>"), "escaped: {html}");
         assert!(html.contains("href=\"https:&#x2f;&#x2f;trust.example"), "{html}");
 
         let email = templates.render(&escalated).expect("renders");
-        assert!(email.subject.starts_with("[Escalated] [Red] "), "{}", email.subject);
-        assert!(email.text.starts_with("Escalated to you: nobody acknowledged"), "{}", email.text);
+        assert!(
+            email.subject.starts_with("[Escalated] [Red] "),
+            "{}",
+            email.subject
+        );
+        assert!(
+            email.text.starts_with("Escalated to you: nobody acknowledged"),
+            "{}",
+            email.text
+        );
         assert!(email.text.contains("as cover for head"), "{}", email.text);
 
         let email = templates.render(&bare).expect("renders");
         assert_eq!(email.subject, "[Warning] Case file audit overdue");
-        assert!(email.text.contains("Raised by:    unknown (rule: unknown)"), "{}", email.text);
-        assert!(!email.text.contains("/ack/"), "no link, none shown: {}", email.text);
+        assert!(
+            email.text.contains("Raised by:    unknown (rule: unknown)"),
+            "{}",
+            email.text
+        );
+        assert!(
+            !email.text.contains("/ack/"),
+            "no link, none shown: {}",
+            email.text
+        );
 
         let email = templates.render(&resolved).expect("renders");
         assert!(email.subject.starts_with("[Cleared] "), "{}", email.subject);
@@ -526,7 +570,11 @@ mod tests {
         .expect_err("refused");
         assert_eq!(err.template, "raised.html.j2");
         assert_eq!(err.line, Some(2), "{err}");
-        assert!(err.to_string().starts_with("raised.html.j2, line 2: syntax error"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("raised.html.j2, line 2: syntax error"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -573,7 +621,10 @@ mod tests {
     fn wrap_keeps_line_breaks_and_long_words() {
         assert_eq!(wrap_filter("a b c d".into(), Some(3)), "a b\nc d");
         assert_eq!(wrap_filter("one\ntwo three".into(), Some(5)), "one\ntwo\nthree");
-        assert_eq!(wrap_filter("https://long.example/x y".into(), Some(5)), "https://long.example/x\ny");
+        assert_eq!(
+            wrap_filter("https://long.example/x y".into(), Some(5)),
+            "https://long.example/x\ny"
+        );
     }
 
     #[test]
