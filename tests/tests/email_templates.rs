@@ -340,3 +340,59 @@ async fn a_template_failing_on_a_real_event_sends_the_plain_email_and_counts_it(
     );
     n.finish().await;
 }
+
+#[tokio::test]
+async fn trustctl_loads_the_shipped_templates_and_reports_a_bad_one() {
+    use clap::Parser;
+    let n = NotificationsUnderTest::start().await;
+    let endpoint = format!("http://{}", n.running.grpc_addr);
+    let run = |args: Vec<String>| {
+        let mut argv = vec![
+            "trustctl".to_owned(),
+            "--notifications".to_owned(),
+            endpoint.clone(),
+        ];
+        argv.extend(args);
+        trustctl::commands::run(trustctl::cli::Cli::parse_from(argv))
+    };
+    let shipped = trust_e2e::repo_root().join("services/notifications/templates");
+    let status = run(vec![
+        "templates".into(),
+        "load".into(),
+        shipped.display().to_string(),
+    ])
+    .await
+    .expect("the shipped templates load");
+    assert_eq!(status, std::process::ExitCode::SUCCESS);
+    let shown = n
+        .client
+        .clone()
+        .get_email_templates(notify::GetEmailTemplatesRequest {})
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(shown.revision, 1);
+    assert!(shown.templates.iter().all(|t| !t.built_in), "all eight replaced");
+
+    let dir = std::env::temp_dir().join(format!("trust-templates-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("raised.txt.j2"), "Hello\n{{ summary | nosuchfilter }}\n").expect("write");
+    let err = run(vec!["templates".into(), "load".into(), dir.display().to_string()])
+        .await
+        .expect_err("refused");
+    let _ = std::fs::remove_dir_all(&dir);
+    let message = err.to_string();
+    assert!(
+        message.contains("notifications refused the email templates: template raised.txt.j2, line 2"),
+        "{message}"
+    );
+    let shown = n
+        .client
+        .clone()
+        .get_email_templates(notify::GetEmailTemplatesRequest {})
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(shown.revision, 1, "nothing changed");
+    n.finish().await;
+}

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod health;
 pub mod publish;
 pub mod submit;
+pub mod templates;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::auth::{BearerToken, IngestClient, ingest_client};
 use crate::cli::{
     CatalogueCommand, Cli, Command, CredentialCommand, DbCommand, DeadLettersCommand, DirectoryCommand,
-    Endpoints, RoutingCommand, Service,
+    Endpoints, RoutingCommand, Service, TemplatesCommand,
 };
 
 /// Carry out the command line.
@@ -43,6 +44,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Acknowledge(args) => alerts::acknowledge(endpoints, args).await,
         Command::Routing(RoutingCommand::Load(args)) => alerts::load_routing(endpoints, args).await,
         Command::Routing(RoutingCommand::Show) => alerts::show_routing(endpoints).await,
+        Command::Templates(TemplatesCommand::Load(args)) => templates::load(endpoints, args).await,
+        Command::Templates(TemplatesCommand::Show(args)) => templates::show(endpoints, args).await,
         Command::DeadLetters(DeadLettersCommand::List { service, all }) => {
             dead_letters::list(endpoints, *service, *all).await
         }
