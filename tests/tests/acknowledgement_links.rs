@@ -177,6 +177,15 @@ async fn the_emailed_link_acknowledges_once_as_its_recipient_and_stops_the_ladde
     assert_eq!(status, 410, "{page}");
     assert!(page.contains("already been used"), "{page}");
     assert_eq!(get(&link).await.0, 410);
+    let metrics_addr = n.running.metrics_addr.expect("metrics served");
+    let (_, metrics) = get(&format!("http://{metrics_addr}/metrics")).await;
+    for counted in [
+        r#"notifications_ack_link_requests_total{method="POST",status="200"}"#,
+        r#"notifications_ack_link_requests_total{method="POST",status="410"}"#,
+        r#"notifications_ack_link_requests_total{method="GET",status="403"}"#,
+    ] {
+        assert!(metrics.contains(counted), "{counted} in {metrics}");
+    }
 
     // The ladder stopped: after the first level's wait, the head of service has not been told.
     tokio::time::sleep(Duration::from_secs(8)).await;

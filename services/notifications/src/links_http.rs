@@ -5,7 +5,8 @@
 //!
 //! Answers: 200 the page or the acknowledgement; 403 a link we did not sign (tampered with, or another
 //! secret); 404 an email that is not (or no longer) here; 409 an alert already resolved, or fired again
-//! since the email; 410 a link already used, or expired.
+//! since the email; 410 a link already used, or expired. Counted in
+//! `notifications_ack_link_requests_total{method,status}`.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -34,7 +35,7 @@ struct Links {
 /// The routes, for the listener (and tests).
 pub fn router(pool: PgPool, signer: LinkSigner) -> Router {
     Router::new()
-        .route("/ack/{token}", get(show).post(acknowledge))
+        .route("/ack/{token}", get(get_page).post(post_page))
         .with_state(Links { pool, signer })
 }
 
@@ -192,9 +193,28 @@ fn unknown_delivery() -> Page {
     )
 }
 
+/// Count what the link listener answered, by method and status (200 on a POST is an acknowledgement).
+fn counted(method: &'static str, page: Page) -> Page {
+    metrics::counter!(
+        "notifications_ack_link_requests_total",
+        "method" => method,
+        "status" => page.status.as_str().to_owned()
+    )
+    .increment(1);
+    page
+}
+
+async fn get_page(State(links): State<Links>, Path(token): Path<String>) -> Page {
+    counted("GET", show(&links, &token).await)
+}
+
+async fn post_page(State(links): State<Links>, Path(token): Path<String>) -> Page {
+    counted("POST", acknowledge(&links, &token).await)
+}
+
 /// GET: what the link would acknowledge, and a button to confirm. Changes nothing.
-async fn show(State(links): State<Links>, Path(token): Path<String>) -> Page {
-    let claims = match verify(&links, &token) {
+async fn show(links: &Links, token: &str) -> Page {
+    let claims = match verify(links, token) {
         Ok(claims) => claims,
         Err(page) => return page,
     };
@@ -233,8 +253,8 @@ async fn show(State(links): State<Links>, Path(token): Path<String>) -> Page {
 }
 
 /// POST: acknowledge as the email's recipient, once.
-async fn acknowledge(State(links): State<Links>, Path(token): Path<String>) -> Page {
-    let claims = match verify(&links, &token) {
+async fn acknowledge(links: &Links, token: &str) -> Page {
+    let claims = match verify(links, token) {
         Ok(claims) => claims,
         Err(page) => return page,
     };
