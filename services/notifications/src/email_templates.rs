@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ack_link::LinkSigner;
-use crate::domain::templates::{AckLink, EmailContext, RecipientFacts, TemplateError, Templates};
+use crate::domain::email_context::{AckLink, EmailContext, RecipientFacts};
+use crate::domain::templates::{TemplateError, Templates};
 use crate::domain::{self, Escalation, EventKind};
 use crate::store::StaffContact;
 use crate::store::email as store;

@@ -6,6 +6,7 @@
 pub mod calendar;
 pub mod cover;
 pub mod directory;
+pub mod email_context;
 pub mod event;
 pub mod ladder;
 pub mod quieting;
