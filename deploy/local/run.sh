@@ -231,6 +231,13 @@ step "provision the database (one role and schema per service)"
 "$TRUSTCTL" db provision --database trust
 
 # --- Services --------------------------------------------------------------------------------------------------
+# The key notifications signs its emails' acknowledgement links with: made once and kept (only this user can
+# read it), so links in emails already sent keep working across restarts.
+LINKS_SECRET=$RUN_DIR/links.secret
+if [[ ! -s $LINKS_SECRET ]]; then
+    (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$LINKS_SECRET")
+fi
+
 step "start the services"
 for i in "${!SERVICES[@]}"; do
     service=${SERVICES[i]}
@@ -245,10 +252,15 @@ for i in "${!SERVICES[@]}"; do
     if port_open "${GRPC_PORTS[i]}"; then
         die "$service: something else already listens on 127.0.0.1:${GRPC_PORTS[i]}; stop it first"
     fi
+    own=()
+    if [[ $service == notifications ]]; then
+        own=(TRUST__LINKS__SECRET="$(<"$LINKS_SECRET")")
+    fi
     start "$service" env \
         TRUST__NATS__URL="nats://127.0.0.1:$NATS_PORT" \
         TRUST__NATS__USER="$service" \
         TRUST__NATS__PASSWORD="$service-dev-password" \
+        "${own[@]}" \
         "target/release/$service"
     say "$service: started (pid $(<"$RUN_DIR/$service.pid")), log $LOG_DIR/$service.log"
 done
@@ -322,6 +334,7 @@ The Children's Trust Platform is running.
   NATS      nats://127.0.0.1:$NATS_PORT (users and permissions in deploy/nats/partners.conf)
   Postgres  database "trust" on 127.0.0.1:5432, one role and schema per service
   Mail      SMTP sink on 127.0.0.1:$SMTP_PORT; every email lands as a file in $MAIL_DIR/new
+  Links     acknowledgement links in emails: http://127.0.0.1:8104/ack/... (key in $LINKS_SECRET)
   Logs      $LOG_DIR/
 
   Publish a breaching observation as Connexions (NEET 16-18 in East North East, target 8.0):

@@ -311,6 +311,16 @@ where
 }
 
 /// A free TCP port on the loopback interface.
+/// An HTTP client. reqwest is built without a TLS provider of its own; ring is the one the platform uses
+/// (installing it again is harmless).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -14,6 +14,18 @@ use crate::smtp::SmtpSink;
 
 pub type NotificationsClient = notify::notifications_client::NotificationsClient<tonic::transport::Channel>;
 
+/// The key tests sign acknowledgement links with (`links.secret`).
+pub const TEST_LINK_SECRET: &str = "test-only acknowledgement link secret, 48 chars";
+
+/// Acknowledgement links for a test: signed with [`TEST_LINK_SECRET`], served on a port of their own.
+pub fn with_test_links(loader: trust_runtime::ConfigLoader) -> trust_runtime::ConfigLoader {
+    let port = crate::free_port();
+    loader
+        .set("links.secret", TEST_LINK_SECRET)
+        .set("links.listen", format!("127.0.0.1:{port}"))
+        .set("links.base_url", format!("http://127.0.0.1:{port}"))
+}
+
 /// Start notifications for `env`, mailing `smtp`.
 pub async fn start_notifications(env: &TestEnv, smtp: &SmtpSink) -> RunningService {
     start_notifications_with(env, smtp.port, &[]).await
@@ -26,8 +38,7 @@ pub async fn start_notifications_with(
     smtp_port: u16,
     settings: &[(&str, &str)],
 ) -> RunningService {
-    let mut loader = env
-        .loader(notifications::DEFAULTS, "trust_notifications")
+    let mut loader = with_test_links(env.loader(notifications::DEFAULTS, "trust_notifications"))
         .set("smtp.host", "127.0.0.1")
         .set("smtp.port", i64::from(smtp_port))
         .set("smtp.tls", "none")

@@ -85,3 +85,69 @@ pub fn decode_quoted_printable(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// One part of a received email (or the whole of a single-part one): its content type and its body with
+/// the transfer encoding undone (quoted-printable; 7bit and 8bit are as written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MimePart {
+    /// e.g. "text/plain; charset=utf-8".
+    pub content_type: String,
+    pub body: String,
+}
+
+/// The leaf parts of a raw RFC 5322 message, in order: one for a single-part email, each part of a
+/// multipart one (nested multiparts flattened).
+pub fn mime_parts(raw: &str) -> Vec<MimePart> {
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n").unwrap_or((raw.as_str(), ""));
+    let content_type = header(head, "content-type").unwrap_or_else(|| "text/plain".to_owned());
+    if content_type.to_ascii_lowercase().starts_with("multipart/") {
+        let Some(boundary) = parameter(&content_type, "boundary") else {
+            return Vec::new();
+        };
+        let delimiter = format!("--{boundary}");
+        return body
+            .split(delimiter.as_str())
+            .skip(1)
+            .take_while(|part| !part.starts_with("--"))
+            .flat_map(|part| mime_parts(part.strip_prefix('\n').unwrap_or(part)))
+            .collect();
+    }
+    let encoding = header(head, "content-transfer-encoding").unwrap_or_default();
+    let body = if encoding.eq_ignore_ascii_case("quoted-printable") {
+        decode_quoted_printable(body)
+    } else {
+        body.to_owned()
+    };
+    vec![MimePart { content_type, body }]
+}
+
+/// A header's value (continuation lines unfolded), by case-insensitive name.
+pub fn header(head: &str, name: &str) -> Option<String> {
+    let mut value: Option<String> = None;
+    for line in head.lines() {
+        if let Some(current) = value.as_mut() {
+            if line.starts_with([' ', '\t']) {
+                current.push(' ');
+                current.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if let Some((field, rest)) = line.split_once(':')
+            && field.trim().eq_ignore_ascii_case(name)
+        {
+            value = Some(rest.trim().to_owned());
+        }
+    }
+    value
+}
+
+fn parameter(content_type: &str, name: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (key, value) = p.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
+}

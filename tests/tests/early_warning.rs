@@ -42,15 +42,15 @@ async fn start_platform(env: &TestEnv, smtp_port: u16) -> Platform {
     )
     .await
     .expect("commissioning");
-    let config: notifications::NotificationsConfig = env
-        .loader(notifications::DEFAULTS, "trust_notifications")
-        .set("smtp.host", "127.0.0.1")
-        .set("smtp.port", i64::from(smtp_port))
-        .set("smtp.tls", "none")
-        .set("delivery.poll_interval_ms", 100_i64)
-        .set("delivery.digest_window_secs", 0_i64)
-        .load()
-        .expect("notifications config");
+    let config: notifications::NotificationsConfig =
+        trust_e2e::notifications::with_test_links(env.loader(notifications::DEFAULTS, "trust_notifications"))
+            .set("smtp.host", "127.0.0.1")
+            .set("smtp.port", i64::from(smtp_port))
+            .set("smtp.tls", "none")
+            .set("delivery.poll_interval_ms", 100_i64)
+            .set("delivery.digest_window_secs", 0_i64)
+            .load()
+            .expect("notifications config");
     let notifications = notifications::start(config, shutdown())
         .await
         .expect("notifications");

@@ -83,6 +83,8 @@ fn spawn_child(env: &TestEnv, smtp_port: u16, port: u16) -> ChildService {
         .env("TRUST__DELIVERY__POLL_INTERVAL_MS", "100")
         .env("TRUST__DELIVERY__DIGEST_WINDOW_SECS", "0")
         .env("TRUST__ESCALATION__TICK_MS", "100")
+        .env("TRUST__LINKS__SECRET", trust_e2e::notifications::TEST_LINK_SECRET)
+        .env("TRUST__LINKS__LISTEN", "127.0.0.1:0")
         .env("TRUST__LOG__FILTER", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -10,6 +10,7 @@ use trust_proto::alerting::v1::{
 };
 
 use crate::domain::Escalation;
+use crate::email_templates::EmailComposer;
 use crate::receiver::tell_of_resolution;
 use crate::store::{self, AlertFilter, AlertRecord, HistoryEntry};
 
@@ -82,6 +83,7 @@ pub async fn acknowledge(
 /// a new raise from the source is a new occurrence and fires.
 pub async fn resolve_by_hand(
     conn: &mut PgConnection,
+    email: &EmailComposer,
     dedup_key: &str,
     by: &str,
     reason: &str,
@@ -130,7 +132,7 @@ pub async fn resolve_by_hand(
             }),
         });
         // Step "" as the source's resolution would use: whichever comes first is the one people get.
-        tell_of_resolution(conn, &resolution, "").await?;
+        tell_of_resolution(conn, email, &resolution, "").await?;
     }
     tracing::info!(dedup_key, by, reason, "alert resolved by hand");
     current(conn, dedup_key).await

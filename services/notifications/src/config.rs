@@ -14,6 +14,7 @@ pub struct NotificationsConfig {
     pub smtp: SmtpSettings,
     pub delivery: DeliverySettings,
     pub escalation: EscalationSettings,
+    pub links: LinkSettings,
     /// Webhooks escalation policies may post to, by name (`webhooks.<name>.url`, `webhooks.<name>.secret`).
     #[serde(default)]
     pub webhooks: HashMap<String, WebhookSettings>,
@@ -25,6 +26,28 @@ pub struct NotificationsConfig {
 pub struct WebhookSettings {
     pub url: String,
     pub secret: String,
+}
+
+/// One-use signed acknowledgement links in "raised" emails, and the small HTTP listener that serves them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LinkSettings {
+    /// Off: emails carry no link and nothing listens.
+    pub enabled: bool,
+    /// Where the listener binds.
+    pub listen: String,
+    /// How staff reach the listener; links are `{base_url}/ack/{token}`.
+    pub base_url: String,
+    /// HMAC-SHA256 key the links are signed with (at least 32 characters when links are enabled).
+    #[serde(default)]
+    pub secret: String,
+    /// How long a link stays usable after its email is queued.
+    pub valid_hours: u32,
+}
+
+impl LinkSettings {
+    pub fn valid_for(&self) -> Duration {
+        Duration::from_secs(u64::from(self.valid_hours) * 3_600)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,5 +155,12 @@ mod tests {
         assert_eq!(config.smtp.credentials(), None);
         assert_eq!(config.delivery.max_attempts, 5);
         assert_eq!(config.delivery.poll_interval(), Duration::from_millis(500));
+        assert!(config.links.enabled);
+        assert_eq!(config.links.listen, "0.0.0.0:8104");
+        assert_eq!(
+            config.links.secret, "",
+            "no secret ships: the service refuses to start without one"
+        );
+        assert_eq!(config.links.valid_for(), Duration::from_secs(14 * 24 * 3_600));
     }
 }

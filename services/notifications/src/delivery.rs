@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
-use lettre::message::{Body, Mailbox, header::ContentTransferEncoding};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart, header::ContentTransferEncoding};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sqlx::postgres::PgListener;
@@ -101,28 +101,30 @@ impl Mailer {
         format!("<{delivery_id}@{}>", self.message_id_domain)
     }
 
-    /// Build the email for one delivery.
+    /// Build the email for one delivery: text only, or multipart/alternative (text, then HTML) when it has
+    /// an HTML part.
     pub fn build(&self, delivery: &DueDelivery) -> Result<Message, SendError> {
         let to = Mailbox::from_str(&delivery.email)
             .map_err(|err| SendError::Permanent(format!("recipient {:?}: {err}", delivery.email)))?;
-        // Text as written (7bit, or 8bit for "£" and the like; lettre then asks the relay for 8BITMIME) keeps
-        // the email readable as sent. Lines too long for that fall back to quoted-printable; lettre panics
-        // on an impossible explicit encoding, so ask without panicking first.
-        let preferred = if delivery.body_text.is_ascii() {
-            ContentTransferEncoding::SevenBit
-        } else {
-            ContentTransferEncoding::EightBit
-        };
-        let body = Body::new_with_encoding(delivery.body_text.clone(), preferred)
-            .unwrap_or_else(|_| Body::new(delivery.body_text.clone()));
-        Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(delivery.subject.clone())
-            .message_id(Some(self.message_id(delivery.id)))
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .map_err(|err| SendError::Permanent(format!("cannot build the email: {err}")))
+            .message_id(Some(self.message_id(delivery.id)));
+        let text = readable_body(&delivery.body_text);
+        let built = match &delivery.body_html {
+            None => builder.header(ContentType::TEXT_PLAIN).body(text),
+            Some(html) => builder.multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(readable_body(html)),
+                    ),
+            ),
+        };
+        built.map_err(|err| SendError::Permanent(format!("cannot build the email: {err}")))
     }
 
     /// Hand one delivery to the relay.
@@ -133,6 +135,21 @@ impl Mailer {
             Err(err) => Err(classify(&err)),
         }
     }
+}
+
+/// Text as written (7bit, or 8bit for "£" and the like; lettre then asks the relay for 8BITMIME) keeps the
+/// email readable as sent. Lines too long for that fall back to quoted-printable; lettre panics on an
+/// impossible explicit encoding, so ask without panicking first.
+fn readable_body(text: &str) -> Body {
+    let preferred = if text.is_ascii() {
+        ContentTransferEncoding::SevenBit
+    } else {
+        ContentTransferEncoding::EightBit
+    };
+    Body::new_with_encoding(text.to_owned(), preferred).unwrap_or_else(|_| {
+        Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::QuotedPrintable)
+            .unwrap_or_else(|_| Body::new(text.to_owned()))
+    })
 }
 
 /// 5xx replies and client-side refusals (e.g. the relay cannot take 8-bit mail) will not change on retry;
@@ -402,6 +419,8 @@ impl DeliveryWorker {
                 let mut lead = delivery.clone();
                 lead.subject = together.subject;
                 lead.body_text = together.body_text;
+                // Text only: each part's text (with its own acknowledgement link) is in the digest.
+                lead.body_html = None;
                 self.mailer.send(&lead).await
             }
             Channel::Webhook => {
@@ -491,6 +510,7 @@ mod tests {
             email: email.into(),
             subject: "[Red] £1,234.56 over".into(),
             body_text: body.into(),
+            body_html: None,
             attempts: 0,
             occurrence_id: "o".into(),
             event: "raised".into(),
@@ -530,6 +550,23 @@ mod tests {
             .unwrap();
         let raw = String::from_utf8(ascii.formatted()).unwrap();
         assert!(raw.contains("Content-Transfer-Encoding: 7bit"), "{raw}");
+    }
+
+    #[test]
+    fn an_email_with_html_is_multipart_alternative_with_the_same_message_id() {
+        let mailer = Mailer::new(&settings("alerts@trust.localhost")).unwrap();
+        let mut delivery = due("dcs@leeds.localhost", "Value: 9.1%\n");
+        delivery.body_html = Some("<p>Value: 9.1% &amp; rising</p>\n".into());
+        let raw = String::from_utf8(mailer.build(&delivery).unwrap().formatted()).unwrap();
+        assert!(raw.contains("Content-Type: multipart/alternative"), "{raw}");
+        let text_at = raw.find("Content-Type: text/plain").expect("a text part");
+        let html_at = raw.find("Content-Type: text/html").expect("an HTML part");
+        assert!(text_at < html_at, "text first, HTML (preferred) last: {raw}");
+        assert!(raw.contains("<p>Value: 9.1% &amp; rising</p>"), "{raw}");
+        assert!(
+            raw.contains("Message-ID: <00000000-0000-0000-0000-000000000000@trust.localhost>"),
+            "{raw}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The `trust.notifications.v1.Notifications` API: the staff directory, routing and silences; alerts with
 //! their history and deliveries; each person's inbox; acknowledging, resolving and commenting.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -14,7 +15,9 @@ use crate::alert_actions::{self, ActionError};
 use crate::domain::ladder::Channel;
 use crate::domain::quieting::Silence;
 use crate::domain::routing_config::{check_webhooks, matchers_from_proto, routing_from_proto};
+use crate::domain::templates::BUILT_IN;
 use crate::domain::validate_directory;
+use crate::email_templates::{self, EmailComposer};
 use crate::store::{self, AlertFilter, AlertRecord, DeliveryRecord, HistoryEntry};
 
 const DEFAULT_LIST_LIMIT: u32 = 100;
@@ -24,11 +27,17 @@ pub struct NotificationsApi {
     pool: PgPool,
     /// The webhooks the service is configured with: the names policies may post to.
     webhooks: HashSet<String>,
+    /// Renders what a hand-made resolution tells people.
+    email: Arc<EmailComposer>,
 }
 
 impl NotificationsApi {
-    pub fn new(pool: PgPool, webhooks: HashSet<String>) -> Self {
-        Self { pool, webhooks }
+    pub fn new(pool: PgPool, webhooks: HashSet<String>, email: Arc<EmailComposer>) -> Self {
+        Self {
+            pool,
+            webhooks,
+            email,
+        }
     }
 }
 
@@ -156,9 +165,15 @@ impl pb::notifications_server::Notifications for NotificationsApi {
     ) -> Result<Response<pb::ResolveAlertResponse>, Status> {
         let request = request.into_inner();
         let mut tx = self.pool.begin().await.map_err(internal)?;
-        let alert = alert_actions::resolve_by_hand(&mut tx, &request.dedup_key, &request.by, &request.reason)
-            .await
-            .map_err(action_status)?;
+        let alert = alert_actions::resolve_by_hand(
+            &mut tx,
+            &self.email,
+            &request.dedup_key,
+            &request.by,
+            &request.reason,
+        )
+        .await
+        .map_err(action_status)?;
         tx.commit().await.map_err(internal)?;
         Ok(Response::new(pb::ResolveAlertResponse {
             alert: Some(alert_to_proto(alert)),
@@ -327,6 +342,71 @@ impl pb::notifications_server::Notifications for NotificationsApi {
             .map_err(internal)?;
         Ok(Response::new(pb::ListDeliveriesResponse {
             deliveries: rows.into_iter().map(to_proto).collect(),
+        }))
+    }
+
+    /// Check the set by rendering sample events, then store it in place of the last: a set that fails
+    /// changes nothing.
+    async fn put_email_templates(
+        &self,
+        request: Request<pb::EmailTemplates>,
+    ) -> Result<Response<pb::PutEmailTemplatesResponse>, Status> {
+        let mut replacements = BTreeMap::new();
+        for template in request.into_inner().templates {
+            let name = template.name.trim().to_owned();
+            if replacements.insert(name.clone(), template.source).is_some() {
+                return Err(Status::invalid_argument(format!("template {name}: given twice")));
+            }
+        }
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let revision = email_templates::put_templates(&mut conn, &replacements)
+            .await
+            .map_err(internal)?
+            .map_err(|err| Status::invalid_argument(format!("template {err}")))?;
+        tracing::info!(
+            revision,
+            replaced = ?replacements.keys().collect::<Vec<_>>(),
+            "email templates replaced"
+        );
+        Ok(Response::new(pb::PutEmailTemplatesResponse {
+            revision,
+            replaced: u32::try_from(replacements.len()).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn get_email_templates(
+        &self,
+        _request: Request<pb::GetEmailTemplatesRequest>,
+    ) -> Result<Response<pb::EmailTemplates>, Status> {
+        let mut conn = self.pool.acquire().await.map_err(internal)?;
+        let stored = store::email::email_templates(&mut conn).await.map_err(internal)?;
+        let (replaced, revision, updated_at) = match stored {
+            Some(stored) => (
+                stored.templates,
+                stored.revision,
+                Some(timestamp(stored.updated_at)),
+            ),
+            None => (BTreeMap::new(), 0, None),
+        };
+        let templates = BUILT_IN
+            .iter()
+            .map(|(name, built_in)| match replaced.get(*name) {
+                Some(source) => pb::EmailTemplate {
+                    name: (*name).to_owned(),
+                    source: source.clone(),
+                    built_in: false,
+                },
+                None => pb::EmailTemplate {
+                    name: (*name).to_owned(),
+                    source: (*built_in).to_owned(),
+                    built_in: true,
+                },
+            })
+            .collect();
+        Ok(Response::new(pb::EmailTemplates {
+            templates,
+            revision,
+            updated_at,
         }))
     }
 }

@@ -3,6 +3,7 @@
 //! one transaction. A step's deliveries are unique per occurrence, step and person, and the step is named
 //! by its due time, so a crash before commit repeats the step and sends nothing twice.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
@@ -13,6 +14,7 @@ use trust_proto::alerting::v1::EscalationRaised;
 
 use crate::domain::Escalation;
 use crate::domain::ladder::{Ladder, Reason, Wait};
+use crate::email_templates::EmailComposer;
 use crate::receiver::{answering_for, queue_for};
 use crate::store;
 
@@ -22,11 +24,12 @@ const CLAIM: i64 = 200;
 pub struct LadderScheduler {
     pool: PgPool,
     tick: Duration,
+    email: Arc<EmailComposer>,
 }
 
 impl LadderScheduler {
-    pub fn new(pool: PgPool, tick: Duration) -> Self {
-        Self { pool, tick }
+    pub fn new(pool: PgPool, tick: Duration, email: Arc<EmailComposer>) -> Self {
+        Self { pool, tick, email }
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
@@ -76,7 +79,16 @@ impl LadderScheduler {
                 );
                 let answering = answering_for(&mut tx, &event, &step.targets).await?;
                 let why = why_now(step.reason, &ladder.ladder, step.level);
-                queue_for(&mut tx, &event, &answering, &step.reach, &name, why.as_deref()).await?;
+                queue_for(
+                    &mut tx,
+                    &self.email,
+                    &event,
+                    &answering,
+                    &step.reach,
+                    &name,
+                    why.as_deref(),
+                )
+                .await?;
             }
             store::save_ladder(&mut tx, &ladder.dedup_key, &ladder.occurrence_id, &ladder.ladder).await?;
         }

@@ -1,23 +1,30 @@
 //! notifications: escalations in, email out. "What happens to an escalation" is [`receiver::apply`]: the
 //! alert is recorded and one email per responsible person is queued in the consumer's transaction; the
 //! [`delivery`] worker then sends them through SMTP and records each outcome. With a routing configuration
-//! (`PutRouting`), a raise starts an escalation ladder that the [`ladder_scheduler`] climbs.
+//! (`PutRouting`), a raise starts an escalation ladder that the [`ladder_scheduler`] climbs. Emails are
+//! made from templates ([`email_templates`]); a raised one carries a one-use signed link ([`ack_link`])
+//! that [`links_http`] serves to acknowledge the alert.
 
+pub mod ack_link;
 pub mod alert_actions;
 mod config;
 pub mod delivery;
 pub mod domain;
+pub mod email_templates;
 mod grpc;
 pub mod ladder_scheduler;
+pub mod links_http;
 pub mod receiver;
 pub mod scheduler_watchdog;
 pub mod store;
 pub mod webhook;
 
 pub use config::{
-    DEFAULTS, DeliverySettings, EscalationSettings, NotificationsConfig, SmtpSettings, SmtpTls,
+    DEFAULTS, DeliverySettings, EscalationSettings, LinkSettings, NotificationsConfig, SmtpSettings, SmtpTls,
     WebhookSettings,
 };
+
+use std::sync::Arc;
 
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +54,9 @@ pub const SCHEDULER_WATCHDOG: &str = "scheduler-watchdog";
 /// Name of the background task that sends queued emails.
 pub const DELIVERY_WORKER: &str = "email-delivery";
 
+/// Name of the HTTP listener behind acknowledgement links.
+pub const LINKS_LISTENER: &str = "acknowledgement-links";
+
 /// Start the service: migrate, consume escalations, send email, serve gRPC.
 pub async fn start(
     config: NotificationsConfig,
@@ -55,9 +65,31 @@ pub async fn start(
     // Checked before connecting anything, so a bad SMTP setting fails start-up with a clear message.
     let mailer = delivery::Mailer::new(&config.smtp)?;
     let webhooks = webhook::WebhookSender::new(&config.webhooks, config.delivery.webhook_timeout())?;
+    let links = ack_link::LinkSigner::from_settings(&config.links).map_err(|err| {
+        trust_runtime::Error::InvalidSetting {
+            key: err.key(),
+            reason: err.to_string(),
+        }
+    })?;
+    // Bound before anything else starts, so a port in use fails start-up at once.
+    let links_listener = match &links {
+        Some(_) => Some(
+            tokio::net::TcpListener::bind(&config.links.listen)
+                .await
+                .map_err(|source| trust_runtime::Error::Listen {
+                    addr: config.links.listen.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let email = Arc::new(email_templates::EmailComposer::new(links.clone()));
     let mut platform = Platform::start(SERVICE, config.platform, &MIGRATIONS, shutdown).await?;
     platform
-        .add_consumer(ESCALATIONS_CONSUMER, receiver::EscalationReceiver::new())
+        .add_consumer(
+            ESCALATIONS_CONSUMER,
+            receiver::EscalationReceiver::new(Arc::clone(&email)),
+        )
         .await?;
     let worker = delivery::DeliveryWorker::new(
         platform.pool.clone(),
@@ -67,15 +99,27 @@ pub async fn start(
         &platform.settings.database.schema,
     );
     platform.spawn_worker(DELIVERY_WORKER, move |stop| worker.run(stop));
-    let scheduler = ladder_scheduler::LadderScheduler::new(platform.pool.clone(), config.escalation.tick());
+    let scheduler = ladder_scheduler::LadderScheduler::new(
+        platform.pool.clone(),
+        config.escalation.tick(),
+        Arc::clone(&email),
+    );
     platform.spawn_worker(LADDER_SCHEDULER, move |stop| scheduler.run(stop));
+    if let (Some(signer), Some(listener)) = (links, links_listener) {
+        tracing::info!(listen = %config.links.listen, "serving acknowledgement links");
+        let router = links_http::router(platform.pool.clone(), signer);
+        platform.spawn_worker(LINKS_LISTENER, move |stop| {
+            links_http::serve(listener, router, stop)
+        });
+    }
     let watchdog = scheduler_watchdog::SchedulerWatchdog::new(
         platform.pool.clone(),
+        Arc::clone(&email),
         config.escalation.tick(),
         config.escalation.stall_after(),
     );
     platform.spawn_worker(SCHEDULER_WATCHDOG, move |stop| watchdog.run(stop));
-    let api = NotificationsApi::new(platform.pool.clone(), webhooks.names());
+    let api = NotificationsApi::new(platform.pool.clone(), webhooks.names(), email);
     platform
         .serve(
             &[trust_proto::notifications::v1::notifications_server::SERVICE_NAME],

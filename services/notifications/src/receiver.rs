@@ -3,6 +3,7 @@
 //! left to the delivery worker, so a slow mail relay never holds up the bus.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::PgConnection;
 use trust_proto::alerting::v1::{EscalationRaised, Severity};
@@ -20,15 +21,18 @@ use crate::domain::routing::{self, AlertFacts};
 use crate::domain::routing_config::{Routing, matchers_from_proto, routing_from_proto};
 use crate::domain::webhook_body::{Addressee, webhook_body};
 use crate::domain::{self, AlertState, Escalation, EventKind, Transition};
+use crate::email_templates::EmailComposer;
 use crate::store;
 
 /// Applies escalation events from the ESCALATIONS stream.
-#[derive(Debug, Clone, Default)]
-pub struct EscalationReceiver;
+#[derive(Debug, Clone)]
+pub struct EscalationReceiver {
+    email: Arc<EmailComposer>,
+}
 
 impl EscalationReceiver {
-    pub fn new() -> Self {
-        Self
+    pub fn new(email: Arc<EmailComposer>) -> Self {
+        Self { email }
     }
 }
 
@@ -60,7 +64,7 @@ impl MessageHandler for EscalationReceiver {
         conn: &'a mut PgConnection,
         parked: &'a ParkedMessage<'a>,
     ) -> Result<(), HandlerError> {
-        let queued = apply(conn, &alert_about_parked(parked)).await?;
+        let queued = apply(conn, &self.email, &alert_about_parked(parked)).await?;
         tracing::warn!(
             message_id = parked.message_id,
             queued,
@@ -76,7 +80,7 @@ impl MessageHandler for EscalationReceiver {
     ) -> Result<(), HandlerError> {
         let event = Escalation::decode(delivery.subject, delivery.payload)
             .map_err(|err| HandlerError::Permanent(err.to_string()))?;
-        apply(conn, &event).await?;
+        apply(conn, &self.email, &event).await?;
         Ok(())
     }
 }
@@ -85,7 +89,11 @@ impl MessageHandler for EscalationReceiver {
 /// the routing tree gives it (or, with no routing configured, whoever is responsible), starting its ladder;
 /// on a resolution, everyone who was told, closing the ladder. Returns how many emails were newly queued
 /// (0 for a repeat of an event already handled).
-pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, sqlx::Error> {
+pub async fn apply(
+    conn: &mut PgConnection,
+    email: &EmailComposer,
+    event: &Escalation,
+) -> Result<u64, sqlx::Error> {
     let current = store::lock_alert(conn, event.dedup_key()).await?;
     if let Transition::Stale(reason) = event.transition(current.as_ref()) {
         tracing::info!(
@@ -130,7 +138,7 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
             event.summary(),
         )
         .await?;
-        return tell_of_resolution(conn, event, "").await;
+        return tell_of_resolution(conn, email, event, "").await;
     }
     // The same occurrence raised again (re-published under another message id): its ladder keeps its
     // place; deliveries already queued are not queued twice.
@@ -151,7 +159,7 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
 
     let Some(routing) = routing(conn).await? else {
         let answering = answering_for(conn, event, &[Target::Responsible]).await?;
-        return queue_for(conn, event, &answering, &Reach::email(), "", None).await;
+        return queue_for(conn, email, event, &answering, &Reach::email(), "", None).await;
     };
     let policy = route(&routing, event);
     let (ladder, first) = match ladder {
@@ -171,7 +179,7 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
     match first {
         Some(step) => {
             let answering = answering_for(conn, event, &step.targets).await?;
-            queue_for(conn, event, &answering, &step.reach, "", None).await
+            queue_for(conn, email, event, &answering, &step.reach, "", None).await
         }
         None => Ok(0),
     }
@@ -182,13 +190,14 @@ pub async fn apply(conn: &mut PgConnection, event: &Escalation) -> Result<u64, s
 /// A resolution whose raise reached nobody here goes to whoever is responsible now.
 pub(crate) async fn tell_of_resolution(
     conn: &mut PgConnection,
+    email: &EmailComposer,
     event: &Escalation,
     step: &str,
 ) -> Result<u64, sqlx::Error> {
     let told = store::raised_recipients(conn, event.dedup_key(), event.occurrence_id()).await?;
     if told.is_empty() {
         let answering = answering_for(conn, event, &[Target::Responsible]).await?;
-        return queue_for(conn, event, &answering, &Reach::email(), step, None).await;
+        return queue_for(conn, email, event, &answering, &Reach::email(), step, None).await;
     }
     let mut by_reach: Vec<(Reach, Vec<Answering>)> = Vec::new();
     for person in told {
@@ -208,7 +217,7 @@ pub(crate) async fn tell_of_resolution(
     }
     let mut queued = 0;
     for (reach, people) in by_reach {
-        queued += queue_for(conn, event, &people, &reach, step, None).await?;
+        queued += queue_for(conn, email, event, &people, &reach, step, None).await?;
     }
     Ok(queued)
 }
@@ -348,6 +357,7 @@ pub(crate) async fn answering_for(
 /// `why` opens the message of a later step (escalated, repeated) and marks its subject.
 pub(crate) async fn queue_for(
     conn: &mut PgConnection,
+    email: &EmailComposer,
     event: &Escalation,
     answering: &[Answering],
     reach: &Reach,
@@ -396,11 +406,9 @@ pub(crate) async fn queue_for(
         );
         return Ok(0);
     }
-    let mut email = domain::render(event);
-    if let Some(why) = why {
-        email.subject = format!("[Escalated] {}", email.subject);
-        email.body_text = format!("{why}\n\n{}", email.body_text);
-    }
+    let emails = email
+        .compose(conn, event, why, &recipients, &covering_for)
+        .await?;
     let payloads: HashMap<String, serde_json::Value> = recipients
         .iter()
         .map(|r| {
@@ -420,7 +428,7 @@ pub(crate) async fn queue_for(
         &covering_for,
         &store::Queued {
             reach,
-            email: &email,
+            emails: &emails,
             step,
             payloads: &payloads,
         },

@@ -5,6 +5,7 @@
 //! silently. (If the whole service or its database is down, the `ladder_scheduler_overdue_seconds` gauge
 //! going stale is for Prometheus to alert on.)
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use trust_proto::alerting::v1::{EscalationRaised, EscalationResolved, Severity};
 
 use crate::domain::{AlertState, Escalation};
+use crate::email_templates::EmailComposer;
 use crate::receiver::apply;
 use crate::store;
 
@@ -22,14 +24,16 @@ pub const STALLED_RULE: &str = "scheduler-stalled";
 
 pub struct SchedulerWatchdog {
     pool: PgPool,
+    email: Arc<EmailComposer>,
     every: Duration,
     stall_after: Duration,
 }
 
 impl SchedulerWatchdog {
-    pub fn new(pool: PgPool, every: Duration, stall_after: Duration) -> Self {
+    pub fn new(pool: PgPool, email: Arc<EmailComposer>, every: Duration, stall_after: Duration) -> Self {
         Self {
             pool,
+            email,
             every,
             stall_after,
         }
@@ -61,10 +65,10 @@ impl SchedulerWatchdog {
             .filter(|alert| alert.state == AlertState::Firing);
         match firing {
             None if behind > self.stall_after => {
-                raise(&mut tx, now, behind, overdue).await?;
+                raise(&mut tx, &self.email, now, behind, overdue).await?;
             }
             Some(alert) if behind <= self.stall_after => {
-                resolve(&mut tx, alert.occurrence_id).await?;
+                resolve(&mut tx, &self.email, alert.occurrence_id).await?;
             }
             _ => {}
         }
@@ -74,6 +78,7 @@ impl SchedulerWatchdog {
 
 async fn raise(
     tx: &mut PgConnection,
+    email: &EmailComposer,
     now: OffsetDateTime,
     behind: Duration,
     overdue: i64,
@@ -99,11 +104,15 @@ async fn raise(
         raised_at: Some(trust_runtime::grpc::timestamp(now)),
         subject: None,
     });
-    apply(tx, &event).await?;
+    apply(tx, email, &event).await?;
     Ok(())
 }
 
-async fn resolve(tx: &mut PgConnection, occurrence_id: String) -> Result<(), sqlx::Error> {
+async fn resolve(
+    tx: &mut PgConnection,
+    email: &EmailComposer,
+    occurrence_id: String,
+) -> Result<(), sqlx::Error> {
     tracing::info!("escalation steps are on time again: the ladder scheduler has recovered");
     let event = Escalation::Resolved(EscalationResolved {
         dedup_key: STALLED_KEY.to_owned(),
@@ -114,6 +123,6 @@ async fn resolve(tx: &mut PgConnection, occurrence_id: String) -> Result<(), sql
         resolved_at: Some(trust_runtime::grpc::timestamp(OffsetDateTime::now_utc())),
         subject: None,
     });
-    apply(tx, &event).await?;
+    apply(tx, email, &event).await?;
     Ok(())
 }

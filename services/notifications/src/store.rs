@@ -16,7 +16,8 @@ pub use inbox::{
 
 use crate::domain::cover::Presence;
 use crate::domain::ladder::{Channel, Ladder, Reach};
-use crate::domain::{AlertState, CurrentAlert, Email, Escalation, EventKind, Responsibility};
+use crate::domain::{AlertState, CurrentAlert, Escalation, EventKind, Responsibility};
+use crate::email_templates::ComposedEmail;
 
 /// The alert for `dedup_key`, locked until the transaction ends so two events for it apply one at a time.
 /// The advisory lock covers the first event of a key too, when there is no row yet to lock (two replicas
@@ -169,11 +170,12 @@ pub async fn staff_contacts(
         .await
 }
 
-/// What is queued for each person of a step: the channel, the channels to fall back on, the webhook, and
-/// per person the webhook body (kept for every channel, so a fallback to a webhook has it too).
+/// What is queued for each person of a step: the channel, the channels to fall back on, the webhook, the
+/// email per person (`emails[i]`, with its delivery id, is the i-th recipient's; kept for every channel, so
+/// a fallback to email has it), and per person the webhook body (likewise kept for every channel).
 pub struct Queued<'a> {
     pub reach: &'a Reach,
-    pub email: &'a Email,
+    pub emails: &'a [ComposedEmail],
     pub step: &'a str,
     /// By staff code.
     pub payloads: &'a HashMap<String, serde_json::Value>,
@@ -192,7 +194,7 @@ pub async fn queue_deliveries(
     if recipients.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<Uuid> = recipients.iter().map(|_| Uuid::now_v7()).collect();
+    let ids: Vec<Uuid> = queued.emails.iter().map(|e| e.delivery_id).collect();
     let codes: Vec<&str> = recipients.iter().map(|r| r.code.as_str()).collect();
     let addresses: Vec<&str> = recipients.iter().map(|r| r.email.as_str()).collect();
     let covering: Vec<Option<&str>> = recipients
@@ -202,26 +204,32 @@ pub async fn queue_deliveries(
     let payloads: Vec<Option<&serde_json::Value>> =
         recipients.iter().map(|r| queued.payloads.get(&r.code)).collect();
     let fallback: Vec<&str> = queued.reach.fallback.iter().map(|c| c.as_str()).collect();
+    let subjects: Vec<&str> = queued.emails.iter().map(|e| e.subject.as_str()).collect();
+    let texts: Vec<&str> = queued.emails.iter().map(|e| e.body_text.as_str()).collect();
+    let htmls: Vec<Option<&str>> = queued.emails.iter().map(|e| e.body_html.as_deref()).collect();
     let result = sqlx::query(
         "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, \
-         covering_for, step, channel, fallback, webhook, payload, state, sent_at) \
-         SELECT r.id, $6, $7, $8, r.staff_code, r.email, $9, $10, r.covering_for, $11, $12, $13, $14, r.payload, \
-                CASE WHEN $12 = 'inbox' THEN 'sent' ELSE 'pending' END, \
-                CASE WHEN $12 = 'inbox' THEN now() END \
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) \
-              AS r (id, staff_code, email, covering_for, payload) \
+         body_html, covering_for, step, channel, fallback, webhook, payload, state, sent_at) \
+         SELECT r.id, $9, $10, $11, r.staff_code, r.email, r.subject, r.body_text, r.body_html, r.covering_for, \
+                $12, $13, $14, $15, r.payload, \
+                CASE WHEN $13 = 'inbox' THEN 'sent' ELSE 'pending' END, \
+                CASE WHEN $13 = 'inbox' THEN now() END \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                     $8::jsonb[]) \
+              AS r (id, staff_code, email, covering_for, subject, body_text, body_html, payload) \
          ON CONFLICT (occurrence_id, event, step, staff_code, channel) DO NOTHING",
     )
     .bind(&ids)
     .bind(&codes)
     .bind(&addresses)
     .bind(&covering)
+    .bind(&subjects)
+    .bind(&texts)
+    .bind(&htmls)
     .bind(&payloads)
     .bind(event.dedup_key())
     .bind(event.occurrence_id())
     .bind(event.kind().as_str())
-    .bind(&queued.email.subject)
-    .bind(&queued.email.body_text)
     .bind(queued.step)
     .bind(queued.reach.channel.as_str())
     .bind(&fallback)
@@ -239,9 +247,9 @@ pub async fn queue_fallback(conn: &mut PgConnection, failed: &DueDelivery) -> Re
     };
     let inserted = sqlx::query(
         "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, \
-                               covering_for, step, channel, fallback, webhook, payload, state, sent_at) \
-         SELECT $2, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, covering_for, \
-                step, $3, $4, webhook, payload, \
+                               body_html, covering_for, step, channel, fallback, webhook, payload, state, sent_at) \
+         SELECT $2, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, body_html, \
+                covering_for, step, $3, $4, webhook, payload, \
                 CASE WHEN $3 = 'inbox' THEN 'sent' ELSE 'pending' END, CASE WHEN $3 = 'inbox' THEN now() END \
          FROM delivery WHERE id = $1 \
          ON CONFLICT (occurrence_id, event, step, staff_code, channel) DO NOTHING",
@@ -267,6 +275,8 @@ pub struct DueDelivery {
     pub email: String,
     pub subject: String,
     pub body_text: String,
+    /// The HTML alternative, when the email has one.
+    pub body_html: Option<String>,
     pub attempts: i32,
     #[sqlx(try_from = "String")]
     pub channel: Channel,
@@ -275,15 +285,17 @@ pub struct DueDelivery {
     pub payload: Option<serde_json::Value>,
 }
 
+/// The columns of a [`DueDelivery`].
+const DUE_COLUMNS: &str = "id, dedup_key, occurrence_id, event, step, staff_code, email, subject, body_text, \
+     body_html, attempts, channel, fallback, webhook, payload";
+
 /// Lock the next pending delivery that is due. Rows another worker holds are skipped, so two replicas
 /// never send the same one; the lock lasts until the caller's transaction ends.
 pub async fn claim_due(conn: &mut PgConnection) -> Result<Option<DueDelivery>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, dedup_key, occurrence_id, event, step, staff_code, email, subject, body_text, attempts, \
-                channel, fallback, webhook, payload FROM delivery \
-         WHERE state = 'pending' AND next_attempt_at <= now() \
-         ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-    )
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {DUE_COLUMNS} FROM delivery WHERE state = 'pending' AND next_attempt_at <= now() \
+         ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )))
     .fetch_optional(conn)
     .await
 }
@@ -294,12 +306,11 @@ pub async fn claim_due_emails_to(
     email: &str,
     except: Uuid,
 ) -> Result<Vec<DueDelivery>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, dedup_key, occurrence_id, event, step, staff_code, email, subject, body_text, attempts, \
-                channel, fallback, webhook, payload FROM delivery \
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {DUE_COLUMNS} FROM delivery \
          WHERE state = 'pending' AND channel = 'email' AND email = $1 AND id <> $2 AND next_attempt_at <= now() \
-         ORDER BY next_attempt_at, id LIMIT 100 FOR UPDATE SKIP LOCKED",
-    )
+         ORDER BY next_attempt_at, id LIMIT 100 FOR UPDATE SKIP LOCKED"
+    )))
     .bind(email)
     .bind(except)
     .fetch_all(conn)
@@ -839,3 +850,6 @@ pub async fn mark_inhibited(conn: &mut PgConnection, dedup_key: &str, by: &str) 
         .await?;
     Ok(())
 }
+
+/// Email templates and acknowledgement links.
+pub mod email;

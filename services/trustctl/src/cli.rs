@@ -163,6 +163,9 @@ pub enum Command {
     /// The routing tree and escalation policies of notifications.
     #[command(subcommand)]
     Routing(RoutingCommand),
+    /// The email templates of notifications (minijinja): what every email says.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
     /// Messages a service's bus consumers gave up on.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLettersCommand),
@@ -559,6 +562,33 @@ pub enum RoutingCommand {
     Load(LoadArgs),
     /// Print the routing configuration notifications holds.
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Load email templates: a directory's `*.j2` files, or one `.j2` file, each named by its file name
+    /// (e.g. raised.html.j2). They replace the operator's set as a whole (a template left out is the
+    /// built-in one). notifications renders sample events with them first and refuses the set, naming the
+    /// template, line and reason, if any fails; nothing changes then.
+    Load(TemplatesLoadArgs),
+    /// Print the templates in force (each marked built-in or replaced), or one template's source alone, to
+    /// edit and load back.
+    Show(TemplatesShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TemplatesLoadArgs {
+    /// A directory of `*.j2` files, or one file.
+    pub path: PathBuf,
+    /// Only read the files and list what would be sent; send nothing (notifications checks them on load).
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplatesShowArgs {
+    /// Print only this template's source, e.g. raised.html.j2.
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod cover;
 pub mod digest;
 pub mod directory;
+pub mod email_context;
 pub mod event;
 pub mod ladder;
 pub mod quieting;
@@ -15,6 +16,7 @@ pub mod render;
 pub mod retry;
 pub mod routing;
 pub mod routing_config;
+pub mod templates;
 pub mod webhook_body;
 
 pub use directory::{DirectoryError, validate_directory};

@@ -76,7 +76,7 @@ pub fn render(event: &Escalation) -> Email {
 }
 
 /// One line for the subject: the indicator, locality, period, value and target, or the summary.
-fn headline(event: &Escalation, indicator: Option<&IndicatorBreach>) -> String {
+pub(crate) fn headline(event: &Escalation, indicator: Option<&IndicatorBreach>) -> String {
     match indicator {
         Some(b) => {
             let measure = b.measure();
@@ -123,12 +123,8 @@ fn push_breach(body: &mut String, b: &IndicatorBreach, event: &Escalation) {
     let target = format_value(b.target, measure);
     let polarity = format!("({})", polarity_phrase(b.polarity()));
     fact(body, "Target", &[&target, &polarity]);
-    if b.amber_tolerance > 0.0 {
-        let tolerance = match measure {
-            MeasureType::Percentage => format!("{:.1} percentage points", b.amber_tolerance),
-            other => format_value(b.amber_tolerance, other),
-        };
-        line(body, "Amber band", &format!("within {tolerance} of the target"));
+    if let Some(band) = amber_band(b) {
+        line(body, "Amber band", &band);
     }
     line(body, "Status", rag_label(b.rag()).unwrap_or("not rated"));
     if !b.partner_code.is_empty() {
@@ -137,6 +133,18 @@ fn push_breach(body: &mut String, b: &IndicatorBreach, event: &Escalation) {
     if !b.owner_partner_code.is_empty() {
         line(body, "Accountable", &b.owner_partner_code);
     }
+}
+
+/// "within 0.5 percentage points of the target", when the breach has an amber band.
+pub(crate) fn amber_band(b: &IndicatorBreach) -> Option<String> {
+    if b.amber_tolerance <= 0.0 {
+        return None;
+    }
+    let tolerance = match b.measure() {
+        MeasureType::Percentage => format!("{:.1} percentage points", b.amber_tolerance),
+        other => format_value(b.amber_tolerance, other),
+    };
+    Some(format!("within {tolerance} of the target"))
 }
 
 /// Longest line of text we write. Plain-text mail convention, and lines under 76 bytes let the email go
@@ -220,7 +228,7 @@ fn wrap_into(body: &mut String, first: &str, rest: &str, text: &str) {
     body.push('\n');
 }
 
-fn or_unknown(value: &str) -> &str {
+pub(crate) fn or_unknown(value: &str) -> &str {
     if value.trim().is_empty() { "unknown" } else { value }
 }
 
@@ -233,7 +241,7 @@ pub fn polarity_phrase(polarity: Polarity) -> &'static str {
     }
 }
 
-fn rag_label(rag: Rag) -> Option<&'static str> {
+pub(crate) fn rag_label(rag: Rag) -> Option<&'static str> {
     match rag {
         Rag::Red => Some("Red"),
         Rag::Amber => Some("Amber"),
@@ -242,7 +250,7 @@ fn rag_label(rag: Rag) -> Option<&'static str> {
     }
 }
 
-fn severity_label(severity: Severity) -> &'static str {
+pub(crate) fn severity_label(severity: Severity) -> &'static str {
     match severity {
         Severity::Critical => "Critical",
         Severity::Warning => "Warning",
@@ -251,7 +259,7 @@ fn severity_label(severity: Severity) -> &'static str {
 }
 
 /// The breach's period label, or one made from its period when the sender left the label out.
-fn period_label(b: &IndicatorBreach) -> String {
+pub(crate) fn period_label(b: &IndicatorBreach) -> String {
     if !b.period_label.trim().is_empty() {
         return b.period_label.clone();
     }
@@ -351,7 +359,7 @@ fn group_digits(whole: &str) -> String {
     out
 }
 
-fn format_time(at: OffsetDateTime) -> String {
+pub(crate) fn format_time(at: OffsetDateTime) -> String {
     let utc = at.to_offset(time::UtcOffset::UTC);
     utc.format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
         .unwrap_or_else(|_| utc.to_string())

@@ -13,6 +13,7 @@ pub mod inbox;
 pub mod publish;
 pub mod silences;
 pub mod submit;
+pub mod templates;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::auth::{BearerToken, IngestClient, ingest_client};
 use crate::cli::{
     CatalogueCommand, Cli, Command, CredentialCommand, DbCommand, DeadLettersCommand, DirectoryCommand,
-    Endpoints, RoutingCommand, Service, SilenceCommand,
+    Endpoints, RoutingCommand, Service, SilenceCommand, TemplatesCommand,
 };
 
 /// Carry out the command line.
@@ -51,6 +52,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Silence(SilenceCommand::List { all }) => silences::list(endpoints, *all).await,
         Command::Routing(RoutingCommand::Load(args)) => alerts::load_routing(endpoints, args).await,
         Command::Routing(RoutingCommand::Show) => alerts::show_routing(endpoints).await,
+        Command::Templates(TemplatesCommand::Load(args)) => templates::load(endpoints, args).await,
+        Command::Templates(TemplatesCommand::Show(args)) => templates::show(endpoints, args).await,
         Command::DeadLetters(DeadLettersCommand::List { service, all }) => {
             dead_letters::list(endpoints, *service, *all).await
         }
