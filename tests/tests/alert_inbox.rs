@@ -253,3 +253,109 @@ async fn the_inbox_shows_what_a_person_was_told_and_they_act_on_it_there() {
     assert_eq!(stranger.code(), tonic::Code::NotFound);
     n.finish().await;
 }
+
+#[tokio::test]
+async fn trustctl_alerts_acknowledges_comments_resolves_and_silences_from_the_terminal() {
+    use clap::Parser;
+    let mut n = NotificationsUnderTest::start().await;
+    n.with_default_owner_only().await;
+    let endpoint = format!("http://{}", n.running.grpc_addr);
+    let trustctl = |args: &[&str]| {
+        let mut argv = vec!["trustctl", "--notifications", endpoint.as_str(), "alerts"];
+        argv.extend_from_slice(args);
+        trustctl::commands::run(trustctl::cli::Cli::parse_from(argv))
+    };
+    n.publish(
+        "ingest.escalation.raised",
+        "t-1",
+        raised(KEY, "occ-1", &["CLUSTER_E1", "AREA_EAST", "LEEDS"]).encode_to_vec(),
+    )
+    .await;
+    n.await_deliveries(KEY, 1).await;
+
+    let ok = std::process::ExitCode::SUCCESS;
+    assert_eq!(trustctl(&[]).await.expect("list"), ok);
+    assert_eq!(
+        trustctl(&[
+            "acknowledge",
+            KEY,
+            "--by",
+            "perf-lead",
+            "--note",
+            "checking the return"
+        ])
+        .await
+        .expect("acknowledge"),
+        ok
+    );
+    assert_eq!(n.alert(KEY).await.acknowledged_by, "perf-lead");
+    assert_eq!(
+        trustctl(&["comment", KEY, "--by", "perf-lead", "--text", "school confirmed"])
+            .await
+            .expect("comment"),
+        ok
+    );
+    assert_eq!(trustctl(&["show", KEY]).await.expect("show"), ok);
+    assert_eq!(
+        trustctl(&["inbox", "perf-lead", "--state", "acknowledged"])
+            .await
+            .expect("inbox"),
+        ok
+    );
+    let refused = trustctl(&["resolve", KEY, "--by", "perf-lead", "--reason", " "])
+        .await
+        .expect_err("a blank reason is refused");
+    assert!(refused.to_string().contains("reason:"), "{refused}");
+    assert_eq!(
+        trustctl(&["resolve", KEY, "--by", "perf-lead", "--reason", "data corrected"])
+            .await
+            .expect("resolve"),
+        ok
+    );
+    let resolved = n.alert(KEY).await;
+    assert_eq!(resolved.state, notify::AlertState::Resolved as i32);
+    assert_eq!(resolved.resolved_by, "perf-lead");
+
+    assert_eq!(
+        trustctl(&[
+            "silence",
+            "add",
+            "--match",
+            "locality=AREA_EAST",
+            "--for",
+            "2h",
+            "--author",
+            "perf-lead",
+            "--reason",
+            "known data outage",
+        ])
+        .await
+        .expect("silence"),
+        ok
+    );
+    let silences = n
+        .client
+        .clone()
+        .list_silences(notify::ListSilencesRequest { include_ended: false })
+        .await
+        .expect("silences")
+        .into_inner()
+        .silences;
+    assert_eq!(silences.len(), 1);
+    assert_eq!(
+        silences[0].matchers.as_ref().map(|m| m.localities.clone()),
+        Some(vec!["AREA_EAST".to_owned()])
+    );
+    assert_eq!(
+        (silences[0].author.as_str(), silences[0].reason.as_str()),
+        ("perf-lead", "known data outage")
+    );
+    let bad = trustctl(&[
+        "silence", "add", "--match", "place=X", "--for", "2h", "--author", "a", "--reason", "r",
+    ])
+    .await
+    .expect_err("an unknown field is refused");
+    assert!(bad.to_string().contains("\"place\" is not a field"), "{bad}");
+    assert_eq!(trustctl(&["silence", "list"]).await.expect("list silences"), ok);
+    n.finish().await;
+}

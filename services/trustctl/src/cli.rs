@@ -145,21 +145,15 @@ pub enum Command {
     Approve(ApproveArgs),
     /// Reopen an approved period; who and why are kept in the audit log.
     Unlock(UnlockArgs),
-    /// Alerts in notifications (one per escalation key), most recently changed first.
-    Alerts(AlertsArgs),
-    /// One alert with its full history (raised, acknowledged, commented, resolved, ...) and every delivery.
-    Alert(AlertArgs),
-    /// Acknowledge a firing alert: its escalation ladder stops climbing until the acknowledgement times out.
-    Acknowledge(AcknowledgeArgs),
-    /// Resolve a firing alert by hand (who and why are kept); everyone told hears it was resolved.
-    Resolve(ResolveArgs),
-    /// Add a comment to an alert's history.
-    Comment(CommentArgs),
-    /// One person's inbox: the alerts they have been told of, by any channel.
-    Inbox(InboxArgs),
-    /// Silences: mute alerts matching some fields for a while (audited; muted alerts are kept and listed).
-    #[command(subcommand)]
-    Silence(SilenceCommand),
+    /// Alerts in notifications (one per escalation key): list them (the default), show one with its history,
+    /// acknowledge, resolve, comment, a person's inbox, and silences.
+    #[command(args_conflicts_with_subcommands = true)]
+    Alerts {
+        #[command(subcommand)]
+        action: Option<AlertsCommand>,
+        #[command(flatten)]
+        list: AlertsArgs,
+    },
     /// The routing tree and escalation policies of notifications.
     #[command(subcommand)]
     Routing(RoutingCommand),
@@ -468,6 +462,25 @@ pub struct AlertsArgs {
     /// At most this many (the service caps it at 1,000).
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Alerts, most recently changed first (what `trustctl alerts` alone does).
+    List(AlertsArgs),
+    /// One alert with its full history (raised, acknowledged, commented, resolved, ...) and every delivery.
+    Show(AlertArgs),
+    /// Acknowledge a firing alert: its escalation ladder stops climbing until the acknowledgement times out.
+    Acknowledge(AcknowledgeArgs),
+    /// Resolve a firing alert by hand (who and why are kept); everyone told hears it was resolved.
+    Resolve(ResolveArgs),
+    /// Add a comment to an alert's history.
+    Comment(CommentArgs),
+    /// One person's inbox: the alerts they have been told of, by any channel.
+    Inbox(InboxArgs),
+    /// Silences: mute alerts matching some fields for a while (audited; muted alerts are kept and listed).
+    #[command(subcommand)]
+    Silence(SilenceCommand),
 }
 
 #[derive(Debug, Args)]

@@ -23,8 +23,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::{BearerToken, IngestClient, ingest_client};
 use crate::cli::{
-    CatalogueCommand, Cli, Command, CredentialCommand, DbCommand, DeadLettersCommand, DirectoryCommand,
-    Endpoints, RoutingCommand, Service, SilenceCommand, TemplatesCommand,
+    AlertsCommand, CatalogueCommand, Cli, Command, CredentialCommand, DbCommand, DeadLettersCommand,
+    DirectoryCommand, Endpoints, RoutingCommand, Service, SilenceCommand, TemplatesCommand,
 };
 
 /// Carry out the command line.
@@ -42,14 +42,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Series(args) => board::series(endpoints, args).await,
         Command::Approve(args) => approval::approve(endpoints, args).await,
         Command::Unlock(args) => approval::unlock(endpoints, args).await,
-        Command::Alerts(args) => alerts::list(endpoints, args).await,
-        Command::Acknowledge(args) => alerts::acknowledge(endpoints, args).await,
-        Command::Alert(args) => inbox::show(endpoints, args).await,
-        Command::Resolve(args) => inbox::resolve(endpoints, args).await,
-        Command::Comment(args) => inbox::comment(endpoints, args).await,
-        Command::Inbox(args) => inbox::list(endpoints, args).await,
-        Command::Silence(SilenceCommand::Add(args)) => silences::add(endpoints, args).await,
-        Command::Silence(SilenceCommand::List { all }) => silences::list(endpoints, *all).await,
+        Command::Alerts { action: None, list } => alerts::list(endpoints, list).await,
+        Command::Alerts {
+            action: Some(action), ..
+        } => match action {
+            AlertsCommand::List(args) => alerts::list(endpoints, args).await,
+            AlertsCommand::Show(args) => inbox::show(endpoints, args).await,
+            AlertsCommand::Acknowledge(args) => alerts::acknowledge(endpoints, args).await,
+            AlertsCommand::Resolve(args) => inbox::resolve(endpoints, args).await,
+            AlertsCommand::Comment(args) => inbox::comment(endpoints, args).await,
+            AlertsCommand::Inbox(args) => inbox::list(endpoints, args).await,
+            AlertsCommand::Silence(SilenceCommand::Add(args)) => silences::add(endpoints, args).await,
+            AlertsCommand::Silence(SilenceCommand::List { all }) => silences::list(endpoints, *all).await,
+        },
         Command::Routing(RoutingCommand::Load(args)) => alerts::load_routing(endpoints, args).await,
         Command::Routing(RoutingCommand::Show) => alerts::show_routing(endpoints).await,
         Command::Templates(TemplatesCommand::Load(args)) => templates::load(endpoints, args).await,
