@@ -352,3 +352,99 @@ async fn a_city_wide_alert_inhibits_the_same_indicators_local_alerts() {
     );
     n.finish().await;
 }
+
+#[tokio::test]
+async fn routes_that_continue_start_a_ladder_for_each_policy_they_lead_to() {
+    let mut n = NotificationsUnderTest::start().await;
+    n.client
+        .put_staff_directory(notify::StaffDirectory {
+            staff: vec![
+                member("enabler-east", &["locality_enabler"], &["AREA_EAST"]),
+                member("head", &["head_of_service"], &[]),
+                member("perf-lead", &["performance_lead"], &[]),
+            ],
+            responsibilities: vec![],
+        })
+        .await
+        .expect("directory");
+    let policy = |name: &str, levels| notify::EscalationPolicy {
+        name: name.into(),
+        levels,
+        repeat: "1h".into(),
+        acknowledgement_timeout: "1h".into(),
+        flap_hold: String::new(),
+    };
+    n.client
+        .put_routing(notify::RoutingConfig {
+            default_policy: "neet".into(),
+            routes: vec![
+                notify::Route {
+                    name: "east".into(),
+                    matchers: Some(notify::RouteMatchers {
+                        localities: vec!["AREA_EAST".into()],
+                        ..Default::default()
+                    }),
+                    policy: "east".into(),
+                    r#continue: true,
+                    ..Default::default()
+                },
+                notify::Route {
+                    name: "neet".into(),
+                    matchers: Some(notify::RouteMatchers {
+                        indicators: vec!["NEET_16_18".into()],
+                        ..Default::default()
+                    }),
+                    policy: "neet".into(),
+                    ..Default::default()
+                },
+            ],
+            policies: vec![
+                policy(
+                    "east",
+                    vec![
+                        level(&["locality_enabler"], &[], "2s"),
+                        level(&[], &["head"], "1h"),
+                    ],
+                ),
+                policy("neet", vec![level(&[], &["perf-lead"], "1h")]),
+            ],
+        })
+        .await
+        .expect("routing");
+    let key = "ingest/target-breach/NEET_16_18/CLUSTER_E1";
+    n.publish(
+        "ingest.escalation.raised",
+        "c-1",
+        raised(key, "occ-1", &["CLUSTER_E1", "AREA_EAST", "LEEDS"]).encode_to_vec(),
+    )
+    .await;
+    let mut first = n.await_deliveries(key, 2).await;
+    first.sort();
+    assert_eq!(
+        first,
+        vec![pair("enabler-east", "raised"), pair("perf-lead", "raised")],
+        "both policies' first levels are told"
+    );
+    // The East ladder climbs on its own clock; the NEET one waits its hour.
+    let climbed = n.await_deliveries(key, 3).await;
+    assert_eq!(climbed[2], pair("head", "raised"));
+
+    n.publish(
+        "ingest.escalation.resolved",
+        "c-2",
+        resolved(key, "occ-1").encode_to_vec(),
+    )
+    .await;
+    let all = n.await_deliveries(key, 6).await;
+    let mut resolutions: Vec<_> = all.into_iter().filter(|(_, e)| e == "resolved").collect();
+    resolutions.sort();
+    assert_eq!(
+        resolutions,
+        vec![
+            pair("enabler-east", "resolved"),
+            pair("head", "resolved"),
+            pair("perf-lead", "resolved")
+        ]
+    );
+    n.finish().await;
+}

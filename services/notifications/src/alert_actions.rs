@@ -61,7 +61,7 @@ pub async fn acknowledge(
     if !store::acknowledge_alert(conn, dedup_key, &by).await? {
         return Err(ActionError::NotFiring(dedup_key.to_owned(), "acknowledged"));
     }
-    if let Some((occurrence, mut ladder)) = store::lock_ladder(conn, dedup_key).await? {
+    for (occurrence, mut ladder) in store::lock_ladders(conn, dedup_key).await? {
         ladder.acknowledge(OffsetDateTime::now_utc());
         store::save_ladder(conn, dedup_key, &occurrence, &ladder).await?;
     }
@@ -101,7 +101,7 @@ pub async fn resolve_by_hand(
         return Err(ActionError::NotFiring(dedup_key.to_owned(), "resolved"));
     }
     let now = OffsetDateTime::now_utc();
-    if let Some((occurrence, mut ladder)) = store::lock_ladder(conn, dedup_key).await? {
+    for (occurrence, mut ladder) in store::lock_ladders(conn, dedup_key).await? {
         ladder.resolve(now);
         store::save_ladder(conn, dedup_key, &occurrence, &ladder).await?;
     }

@@ -468,14 +468,17 @@ async fn fall_back(
     if failed.event != "raised" {
         return Ok("no channel left");
     }
-    let Some((occurrence, mut ladder)) = store::lock_ladder(tx, &failed.dedup_key).await? else {
-        return Ok("no channel left");
-    };
-    if occurrence != failed.occurrence_id {
-        return Ok("no channel left (a newer occurrence fires)");
+    let mut hurried = false;
+    for (occurrence, mut ladder) in store::lock_ladders(tx, &failed.dedup_key).await? {
+        if occurrence == failed.occurrence_id {
+            ladder.hurry(OffsetDateTime::now_utc());
+            store::save_ladder(tx, &failed.dedup_key, &occurrence, &ladder).await?;
+            hurried = true;
+        }
     }
-    ladder.hurry(OffsetDateTime::now_utc());
-    store::save_ladder(tx, &failed.dedup_key, &occurrence, &ladder).await?;
+    if !hurried {
+        return Ok("no channel left");
+    }
     Ok("no channel left: the next level is told now")
 }
 

@@ -107,13 +107,17 @@ pub async fn apply(
     }
     store::upsert_alert(conn, event).await?;
     let now = OffsetDateTime::now_utc();
-    let ladder = store::lock_ladder(conn, event.dedup_key()).await?;
+    let ladders = store::lock_ladders(conn, event.dedup_key()).await?;
 
     if event.kind() == EventKind::Resolved {
-        let mut told_nobody = false;
-        if let Some((occurrence, mut ladder)) = ladder {
-            // Resolved while a flap hold kept it back: nobody heard it fired, so nobody hears it cleared.
-            told_nobody = occurrence == event.occurrence_id() && ladder.stage == Stage::Held;
+        // Resolved while a flap hold kept it back: nobody heard it fired, so nobody hears it cleared.
+        let held: Vec<bool> = ladders
+            .iter()
+            .filter(|(occurrence, _)| occurrence == event.occurrence_id())
+            .map(|(_, ladder)| ladder.stage == Stage::Held)
+            .collect();
+        let told_nobody = !held.is_empty() && held.iter().all(|h| *h);
+        for (occurrence, mut ladder) in ladders {
             ladder.resolve(now);
             store::save_ladder(conn, event.dedup_key(), &occurrence, &ladder).await?;
         }
@@ -161,28 +165,46 @@ pub async fn apply(
         let answering = answering_for(conn, event, &[Target::Responsible]).await?;
         return queue_for(conn, email, event, &answering, &Reach::email(), "", None).await;
     };
-    let policy = route(&routing, event);
-    let (ladder, first) = match ladder {
-        Some((occurrence, ladder))
-            if repeat && occurrence == event.occurrence_id() && ladder.stage != Stage::Closed =>
-        {
-            return Ok(0);
-        }
-        // Fired again after a resolve: held if it flaps, else climbing from the first level.
-        Some((_, mut ladder)) if ladder.stage == Stage::Closed => {
-            let first = ladder.refire(policy, now);
-            (ladder, first)
-        }
-        _ => Ladder::fire(policy, now),
-    };
-    store::save_ladder(conn, event.dedup_key(), event.occurrence_id(), &ladder).await?;
-    match first {
-        Some(step) => {
-            let answering = answering_for(conn, event, &step.targets).await?;
-            queue_for(conn, email, event, &answering, &step.reach, "", None).await
-        }
-        None => Ok(0),
+    // Already climbing for this occurrence: nothing new (a repeat of the raise).
+    if repeat
+        && ladders
+            .iter()
+            .any(|(occurrence, ladder)| occurrence == event.occurrence_id() && ladder.stage != Stage::Closed)
+    {
+        return Ok(0);
     }
+    let policies = route(&routing, event);
+    let mut existing: Vec<Ladder> = Vec::new();
+    for (occurrence, mut ladder) in ladders {
+        if policies.iter().any(|p| p.name == ladder.policy.name) {
+            existing.push(ladder);
+        } else if ladder.stage != Stage::Closed {
+            // A ladder of an earlier occurrence under a policy no route now takes the alert to: closed.
+            ladder.resolve(now);
+            store::save_ladder(conn, event.dedup_key(), &occurrence, &ladder).await?;
+        }
+    }
+    let mut queued = 0;
+    for policy in policies {
+        let before = existing
+            .iter()
+            .position(|l| l.policy.name == policy.name)
+            .map(|at| existing.swap_remove(at));
+        let (ladder, first) = match before {
+            // Fired again after a resolve: held if it flaps, else climbing from the first level.
+            Some(mut ladder) if ladder.stage == Stage::Closed => {
+                let first = ladder.refire(policy, now);
+                (ladder, first)
+            }
+            _ => Ladder::fire(policy, now),
+        };
+        store::save_ladder(conn, event.dedup_key(), event.occurrence_id(), &ladder).await?;
+        if let Some(step) = first {
+            let answering = answering_for(conn, event, &step.targets).await?;
+            queued += queue_for(conn, email, event, &answering, &step.reach, "", None).await?;
+        }
+    }
+    Ok(queued)
 }
 
 /// Tell the people who were told of the raise (covers and escalations included) that it cleared, each the
@@ -274,30 +296,41 @@ fn facts<'a>(event: &'a Escalation, fallback_lineage: &'a [String; 1]) -> AlertF
 }
 
 /// The policy the alert follows: the first route that takes it (the default when none does).
-fn route(routing: &Routing, event: &Escalation) -> Policy {
+fn route(routing: &Routing, event: &Escalation) -> Vec<Policy> {
     let fallback = [event.locality_code().to_owned()];
-    let routed = routing.tree.route(&facts(event, &fallback));
-    let name = routed
-        .first()
-        .map_or(routing.tree.default_policy.as_str(), |r| r.policy.as_str());
-    routing
-        .policies
-        .get(name)
-        .or_else(|| routing.policies.get(&routing.tree.default_policy))
-        .cloned()
-        .unwrap_or_else(|| Policy {
-            name: "responsible".to_owned(),
-            levels: vec![Level {
-                targets: vec![Target::Responsible],
-                channel: Channel::Email,
-                wait: Wait::WorkingDays(1),
-                fallback: Vec::new(),
-                webhook: None,
-            }],
-            repeat: Wait::WorkingDays(1),
-            acknowledgement_timeout: Wait::WorkingDays(2),
-            flap_hold: None,
-        })
+    let mut policies: Vec<Policy> = Vec::new();
+    for routed in routing.tree.route(&facts(event, &fallback)) {
+        let policy = routing
+            .policies
+            .get(&routed.policy)
+            .or_else(|| routing.policies.get(&routing.tree.default_policy));
+        if let Some(policy) = policy
+            && !policies.iter().any(|p| p.name == policy.name)
+        {
+            policies.push(policy.clone());
+        }
+    }
+    if policies.is_empty() {
+        policies.push(responsible_only());
+    }
+    policies
+}
+
+/// What a stored routing that names no usable policy falls back to: whoever is responsible, by email.
+fn responsible_only() -> Policy {
+    Policy {
+        name: "responsible".to_owned(),
+        levels: vec![Level {
+            targets: vec![Target::Responsible],
+            channel: Channel::Email,
+            wait: Wait::WorkingDays(1),
+            fallback: Vec::new(),
+            webhook: None,
+        }],
+        repeat: Wait::WorkingDays(1),
+        acknowledgement_timeout: Wait::WorkingDays(2),
+        flap_hold: None,
+    }
 }
 
 /// The people a step's targets name for this alert, each replaced by their cover when away.

@@ -670,21 +670,24 @@ pub async fn routing(conn: &mut PgConnection) -> Result<Option<Vec<u8>>, sqlx::E
         .await
 }
 
-/// An alert's ladder, locked until the transaction ends.
-pub async fn lock_ladder(
+/// An alert's ladders (one per escalation policy it was routed to), each with the occurrence it climbs
+/// for, locked until the transaction ends; in policy order.
+pub async fn lock_ladders(
     conn: &mut PgConnection,
     dedup_key: &str,
-) -> Result<Option<(String, Ladder)>, sqlx::Error> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT occurrence_id, ladder::text FROM alert_ladder WHERE dedup_key = $1 FOR UPDATE",
+) -> Result<Vec<(String, Ladder)>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT occurrence_id, ladder::text FROM alert_ladder WHERE dedup_key = $1 ORDER BY policy FOR UPDATE",
     )
     .bind(dedup_key)
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await?;
-    row.map(|(occurrence, ladder)| Ok((occurrence, serde_json::from_str(&ladder).map_err(json_error)?)))
-        .transpose()
+    rows.into_iter()
+        .map(|(occurrence, ladder)| Ok((occurrence, serde_json::from_str(&ladder).map_err(json_error)?)))
+        .collect()
 }
 
+/// Store a ladder under its alert and policy.
 pub async fn save_ladder(
     conn: &mut PgConnection,
     dedup_key: &str,
@@ -693,11 +696,13 @@ pub async fn save_ladder(
 ) -> Result<(), sqlx::Error> {
     let json = serde_json::to_string(ladder).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
-        "INSERT INTO alert_ladder (dedup_key, occurrence_id, ladder, next_due) VALUES ($1, $2, $3::jsonb, $4) \
-         ON CONFLICT (dedup_key) DO UPDATE SET occurrence_id = EXCLUDED.occurrence_id, \
+        "INSERT INTO alert_ladder (dedup_key, policy, occurrence_id, ladder, next_due) \
+         VALUES ($1, $2, $3, $4::jsonb, $5) \
+         ON CONFLICT (dedup_key, policy) DO UPDATE SET occurrence_id = EXCLUDED.occurrence_id, \
          ladder = EXCLUDED.ladder, next_due = EXCLUDED.next_due, updated_at = now()",
     )
     .bind(dedup_key)
+    .bind(&ladder.policy.name)
     .bind(occurrence_id)
     .bind(json)
     .bind(ladder.next_due)
