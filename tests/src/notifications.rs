@@ -206,6 +206,15 @@ impl NotificationsUnderTest {
 
     /// (staff, event) of every delivery of an alert, oldest first.
     pub async fn deliveries(&self, key: &str) -> Vec<(String, String)> {
+        self.delivery_records(key)
+            .await
+            .into_iter()
+            .map(|d| (d.staff_code, d.event))
+            .collect()
+    }
+
+    /// Every delivery of an alert as listed, oldest first.
+    pub async fn delivery_records(&self, key: &str) -> Vec<notify::Delivery> {
         let mut list = self
             .client
             .clone()
@@ -218,7 +227,21 @@ impl NotificationsUnderTest {
             .into_inner()
             .deliveries;
         list.reverse();
-        list.into_iter().map(|d| (d.staff_code, d.event)).collect()
+        list
+    }
+
+    /// Wait until the alert's deliveries (oldest first) satisfy `done`; returns them.
+    pub async fn await_delivery_records(
+        &self,
+        key: &str,
+        what: &str,
+        done: impl Fn(&[notify::Delivery]) -> bool,
+    ) -> Vec<notify::Delivery> {
+        let done = &done;
+        crate::eventually(Duration::from_secs(20), what, || async move {
+            Some(self.delivery_records(key).await).filter(|list| done(list))
+        })
+        .await
     }
 
     /// The alert with this key, as `ListAlerts` shows it.

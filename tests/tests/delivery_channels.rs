@@ -59,22 +59,6 @@ async fn with_receiver(receiver: &WebhookReceiver) -> NotificationsUnderTest {
     n
 }
 
-async fn deliveries_of(n: &NotificationsUnderTest, key: &str) -> Vec<notify::Delivery> {
-    let mut list = n
-        .client
-        .clone()
-        .list_deliveries(notify::ListDeliveriesRequest {
-            dedup_key: key.into(),
-            limit: 0,
-        })
-        .await
-        .expect("deliveries")
-        .into_inner()
-        .deliveries;
-    list.reverse();
-    list
-}
-
 #[tokio::test]
 async fn a_webhook_level_posts_signed_json_and_waits_as_long_as_the_receiver_asks() {
     let receiver = WebhookReceiver::start(
@@ -99,13 +83,11 @@ async fn a_webhook_level_posts_signed_json_and_waits_as_long_as_the_receiver_ask
     )
     .await;
 
-    let delivered = eventually(Duration::from_secs(20), "the post delivered", || async {
-        let list = deliveries_of(&n, key).await;
-        list.iter()
-            .any(|d| d.state == notify::DeliveryState::Sent as i32)
-            .then_some(list)
-    })
-    .await;
+    let delivered = n
+        .await_delivery_records(key, "the post delivered", |list| {
+            list.iter().any(|d| d.state == notify::DeliveryState::Sent as i32)
+        })
+        .await;
     assert_eq!(
         delivered.len(),
         1,
@@ -173,15 +155,13 @@ async fn a_refused_post_falls_back_to_the_levels_next_channel() {
     )
     .await;
 
-    let list = eventually(Duration::from_secs(20), "the fallback email sent", || async {
-        let list = deliveries_of(&n, key).await;
-        list.iter()
-            .any(|d| {
+    let list = n
+        .await_delivery_records(key, "the fallback email sent", |list| {
+            list.iter().any(|d| {
                 d.channel == notify::Channel::Email as i32 && d.state == notify::DeliveryState::Sent as i32
             })
-            .then_some(list)
-    })
-    .await;
+        })
+        .await;
     assert_eq!(list.len(), 2, "{list:?}");
     assert_eq!(list[0].channel, notify::Channel::Webhook as i32);
     assert_eq!(list[0].state, notify::DeliveryState::Failed as i32);
@@ -244,13 +224,12 @@ async fn when_every_channel_fails_the_next_level_is_told_at_once() {
     )
     .await;
 
-    let list = eventually(Duration::from_secs(20), "the next level told", || async {
-        let list = deliveries_of(&n, key).await;
-        list.iter()
-            .any(|d| d.staff_code == "head" && d.state == notify::DeliveryState::Sent as i32)
-            .then_some(list)
-    })
-    .await;
+    let list = n
+        .await_delivery_records(key, "the next level told", |list| {
+            list.iter()
+                .any(|d| d.staff_code == "head" && d.state == notify::DeliveryState::Sent as i32)
+        })
+        .await;
     assert_eq!(list.len(), 2, "{list:?}");
     assert_eq!(list[0].state, notify::DeliveryState::Failed as i32);
     assert!(list[1].step.starts_with("escalated/1/"), "{}", list[1].step);

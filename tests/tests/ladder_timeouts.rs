@@ -55,19 +55,9 @@ fn policy(
 }
 
 async fn steps(n: &NotificationsUnderTest) -> Vec<(String, String, String)> {
-    let mut list = n
-        .client
-        .clone()
-        .list_deliveries(notify::ListDeliveriesRequest {
-            dedup_key: KEY.into(),
-            limit: 0,
-        })
+    n.delivery_records(KEY)
         .await
-        .expect("deliveries")
-        .into_inner()
-        .deliveries;
-    list.reverse();
-    list.into_iter()
+        .into_iter()
         .map(|d| {
             (
                 d.staff_code,
@@ -188,16 +178,8 @@ async fn a_flapping_alert_is_held_and_told_only_if_still_firing_when_the_hold_en
         ]
     );
     let occurrences: Vec<String> = n
-        .client
-        .clone()
-        .list_deliveries(notify::ListDeliveriesRequest {
-            dedup_key: KEY.into(),
-            limit: 0,
-        })
+        .delivery_records(KEY)
         .await
-        .expect("deliveries")
-        .into_inner()
-        .deliveries
         .into_iter()
         .map(|d| d.occurrence_id)
         .collect();
