@@ -75,6 +75,9 @@ pub struct DeliverySettings {
     pub retry_base_ms: u64,
     pub retry_max_secs: u64,
     pub poll_interval_ms: u64,
+    /// Emails handed to the relay at once, each by its own sender holding its own claim (and database
+    /// connection) while the relay answers.
+    pub senders: usize,
 }
 
 impl DeliverySettings {
@@ -103,5 +106,6 @@ mod tests {
         assert_eq!(config.smtp.credentials(), None);
         assert_eq!(config.delivery.max_attempts, 5);
         assert_eq!(config.delivery.poll_interval(), Duration::from_millis(500));
+        assert_eq!(config.delivery.senders, 4);
     }
 }

@@ -6,6 +6,7 @@
 //! systems can recognise the repeat.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
@@ -14,6 +15,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -178,11 +181,59 @@ impl DeliveryWorker {
         }
     }
 
-    /// Run until `shutdown`: send what is due, then wait for a NOTIFY or the poll interval.
+    /// Run until `shutdown`: `delivery.senders` senders each send what is due, then wait for a NOTIFY or
+    /// the poll interval. Each claims its own delivery (`SKIP LOCKED`), so they never send the same email
+    /// and one slow relay conversation does not hold up the rest. One LISTEN connection wakes them all.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
+        let senders = self.settings.senders.max(1);
         let mut listener = self.listen().await;
+        let worker = Arc::new(self);
+        let wake = Arc::new(Notify::new());
+        // Stops the other senders if one fails, without stopping the service's other tasks.
+        let stop = shutdown.child_token();
+        let mut running = JoinSet::new();
+        for _ in 0..senders {
+            running.spawn(Arc::clone(&worker).send_until(stop.clone(), Arc::clone(&wake)));
+        }
+        let mut failure = None;
+        loop {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                // A sender ends early only by panicking.
+                Some(ended) = running.join_next() => {
+                    if let Err(err) = ended {
+                        failure = Some(format!("an email sender failed: {err}"));
+                    }
+                    break;
+                }
+                notified = wait_for_notification(listener.as_mut()) => match notified {
+                    Ok(()) => wake.notify_waiters(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "delivery LISTEN connection lost; polling only");
+                        listener = None;
+                    }
+                },
+            }
+        }
+        stop.cancel();
+        while let Some(ended) = running.join_next().await {
+            if let Err(err) = ended {
+                failure.get_or_insert_with(|| format!("an email sender failed: {err}"));
+            }
+        }
+        tracing::info!("email delivery stopped");
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// One sender: a pass over what is due, then sleep until woken or the poll interval.
+    async fn send_until(self: Arc<Self>, shutdown: CancellationToken, wake: Arc<Notify>) {
         let poll = self.settings.poll_interval();
         while !shutdown.is_cancelled() {
+            // Registered before the pass, so a NOTIFY arriving during it is not missed.
+            let woken = wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             match self.deliver_due(&shutdown).await {
                 Ok(pass) if pass.interrupted => break,
                 Ok(_) => {}
@@ -192,17 +243,10 @@ impl DeliveryWorker {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                notified = wait_for_notification(listener.as_mut()) => {
-                    if let Err(err) = notified {
-                        tracing::warn!(error = %err, "delivery LISTEN connection lost; polling only");
-                        listener = None;
-                    }
-                }
+                () = woken => {}
                 () = tokio::time::sleep(poll) => {}
             }
         }
-        tracing::info!("email delivery stopped");
-        Ok(())
     }
 
     async fn listen(&self) -> Option<PgListener> {
