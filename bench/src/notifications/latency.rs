@@ -2,7 +2,7 @@
 //! person; per event, the time from handing it to JetStream to the SMTP sink accepting its email.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use async_nats::jetstream;
@@ -39,6 +39,9 @@ pub struct EventOutcome {
     pub published: Option<Instant>,
     /// Every time the sink accepted an email of this event's delivery (more than one: a duplicate).
     pub accepted: Vec<Instant>,
+    /// When the consumer's transaction that queued the event's email began (`delivery.created_at`), on
+    /// the benchmark's clock.
+    pub queued: Option<Instant>,
 }
 
 pub struct LatencyRun {
@@ -55,6 +58,12 @@ pub struct LatencyRun {
     /// Emails whose recipient was not the person responsible for the event's indicator.
     pub misaddressed: usize,
     pub drained: bool,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The event `k` of a run: a new alert about indicator `IND<k mod people>`.
@@ -108,15 +117,26 @@ pub async fn measure(
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let mut conn = database.connect_as(ROLE, SCHEMA).await?;
-    let keys: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, dedup_key FROM delivery")
-        .fetch_all(&mut conn)
-        .await
-        .context("reading the deliveries")?;
+    let keys: Vec<(Uuid, String, f64)> =
+        sqlx::query_as("SELECT id, dedup_key, EXTRACT(EPOCH FROM created_at)::float8 FROM delivery")
+            .fetch_all(&mut conn)
+            .await
+            .context("reading the deliveries")?;
     let states: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, count(*) FROM delivery GROUP BY state ORDER BY state")
             .fetch_all(&mut conn)
             .await?;
-    let key_of: HashMap<Uuid, String> = keys.into_iter().collect();
+    // The database's clock (same machine) onto the benchmark's: an instant and the wall clock read together.
+    let (anchor_instant, anchor_unix) = (Instant::now(), unix_now());
+    let instant_of = |unix: f64| {
+        let ago = Duration::try_from_secs_f64(anchor_unix - unix).unwrap_or(Duration::ZERO);
+        anchor_instant.checked_sub(ago).unwrap_or(anchor_instant)
+    };
+    let queued_of: HashMap<&str, Instant> = keys
+        .iter()
+        .map(|(_, key, created)| (key.as_str(), instant_of(*created)))
+        .collect();
+    let key_of: HashMap<Uuid, &str> = keys.iter().map(|(id, key, _)| (*id, key.as_str())).collect();
     let index: HashMap<&str, usize> = outgoing
         .iter()
         .enumerate()
@@ -125,9 +145,11 @@ pub async fn measure(
     let mut events: Vec<EventOutcome> = published
         .at
         .iter()
-        .map(|at| EventOutcome {
+        .zip(&outgoing)
+        .map(|(at, o)| EventOutcome {
             published: *at,
             accepted: Vec::new(),
+            queued: queued_of.get(o.id.as_str()).copied(),
         })
         .collect();
     let mut strays = 0;
@@ -138,7 +160,7 @@ pub async fn measure(
             .split_once('@')
             .and_then(|(id, _)| Uuid::parse_str(id).ok())
             .and_then(|id| key_of.get(&id))
-            .and_then(|key| index.get(key.as_str()));
+            .and_then(|key| index.get(key));
         match event {
             Some(&k) => {
                 let meant = format!("{}@bench.localhost", service::staff_code(k % plan.people));

@@ -85,6 +85,9 @@ struct LatencyFigures {
     latencies: Vec<Duration>,
     /// (publish, latency) in publishing order.
     timeline: Vec<(Instant, Duration)>,
+    /// Publish to the consumer's transaction queueing the email, and from there to the sink accepting it.
+    to_queue: Vec<Duration>,
+    queue_to_email: Vec<Duration>,
     publish_span: Option<Duration>,
     last_accept: Option<Instant>,
 }
@@ -100,6 +103,8 @@ impl LatencyRun {
             duplicates: 0,
             latencies: Vec::new(),
             timeline: Vec::new(),
+            to_queue: Vec::new(),
+            queue_to_email: Vec::new(),
             publish_span: None,
             last_accept: None,
         };
@@ -119,6 +124,10 @@ impl LatencyRun {
                     let latency = accepted.saturating_duration_since(published);
                     f.latencies.push(latency);
                     f.timeline.push((published, latency));
+                    if let Some(queued) = event.queued {
+                        f.to_queue.push(queued.saturating_duration_since(published));
+                        f.queue_to_email.push(accepted.saturating_duration_since(queued));
+                    }
                     f.last_accept = Some(f.last_accept.map_or(accepted, |t| t.max(accepted)));
                 }
                 None => f.missing += 1,
@@ -126,6 +135,8 @@ impl LatencyRun {
         }
         f.publish_span = first.zip(last).map(|(a, b)| b.saturating_duration_since(a));
         f.latencies.sort();
+        f.to_queue.sort();
+        f.queue_to_email.sort();
         f.timeline.sort_by_key(|(at, _)| *at);
         f
     }
@@ -221,6 +232,22 @@ impl LatencyRun {
                 )
             },
         ));
+        if !f.to_queue.is_empty() {
+            rows.push((
+                "  publish -> queued".into(),
+                format!(
+                    "{} (to the start of the consumer's transaction that queued the email)",
+                    latency_line(&f.to_queue)
+                ),
+            ));
+            rows.push((
+                "  queued -> accepted".into(),
+                format!(
+                    "{} (the delivery queue, claim and SMTP conversation)",
+                    latency_line(&f.queue_to_email)
+                ),
+            ));
+        }
         rows.push(("latency over the run".into(), latency_trend(&f.timeline)));
         rows.push(("deliveries at the end".into(), states_line(&self.states)));
         context.common_rows(&mut rows);
