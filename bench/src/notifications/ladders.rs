@@ -144,7 +144,7 @@ pub async fn measure(
 
     // Until every alert's step is queued and every email is accepted (first levels and steps), or the
     // drain time after the last step's due time.
-    let expected_steps = usize::try_from(plan.alerts).unwrap_or(usize::MAX);
+    let expected_steps = plan.alerts;
     let expected_emails = 2 * expected_steps;
     let deadline_unix = last_due.max(now_unix()) + plan.drain.as_secs_f64();
     let measuring = Instant::now();
@@ -311,7 +311,7 @@ async fn load_directly(plan: &Plan, run: &str, database: &Database) -> Result<()
                 }
                 let mut tx = conn.begin().await?;
                 for event in &events[from..(from + DIRECT_CHUNK).min(events.len())] {
-                    notifications::receiver::apply(&mut *tx, event).await?;
+                    notifications::receiver::apply(&mut tx, event).await?;
                 }
                 tx.commit().await?;
             }
