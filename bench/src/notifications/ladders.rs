@@ -74,7 +74,7 @@ pub struct LadderRun {
     pub load: Load,
     pub load_took: Duration,
     pub alerts_open: i64,
-    /// Due times of the first escalation steps, unix seconds: earliest and latest.
+    /// Due times of the escalation steps, unix seconds: earliest and latest.
     pub due_window: Option<(f64, f64)>,
     /// Steps of escalation already queued when `next_due` was read (their due time is known to the second).
     pub early_steps: i64,
@@ -125,8 +125,11 @@ pub async fn measure(
         "  {alerts_open} alerts open in {:.1} s; reading their ladders' due times",
         load_took.as_secs_f64()
     );
+    // Ladders whose escalation is still to come (those already escalated wait a day for a repeat).
     let due: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT dedup_key, EXTRACT(EPOCH FROM next_due)::float8 FROM alert_ladder WHERE next_due IS NOT NULL",
+        "SELECT l.dedup_key, EXTRACT(EPOCH FROM l.next_due)::float8 FROM alert_ladder l \
+         WHERE l.next_due IS NOT NULL \
+           AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.dedup_key = l.dedup_key AND d.step <> '')",
     )
     .fetch_all(&mut conn)
     .await?;
@@ -134,8 +137,8 @@ pub async fn measure(
         .fetch_one(&mut conn)
         .await?;
     let due_of: HashMap<String, f64> = due.into_iter().collect();
-    let last_due = due_of.values().copied().fold(f64::MIN, f64::max);
-    let first_due = due_of.values().copied().fold(f64::MAX, f64::min);
+    let last_due = due_of.values().copied().fold(now_unix(), f64::max);
+    let first_due = due_of.values().copied().fold(f64::MAX, f64::min).min(last_due);
     if early_steps > 0 {
         eprintln!(
             "  note: {early_steps} steps came due while loading (raise --first-wait to measure every step exactly)"
@@ -228,7 +231,11 @@ pub async fn measure(
         load: plan.load,
         load_took,
         alerts_open,
-        due_window: (!steps.is_empty()).then_some((first_due, last_due)),
+        due_window: (!steps.is_empty()).then(|| {
+            let first = steps.iter().map(|s| s.due).fold(f64::MAX, f64::min);
+            let last = steps.iter().map(|s| s.due).fold(f64::MIN, f64::max);
+            (first, last)
+        }),
         early_steps,
         steps,
         worst_sampled_lag,

@@ -212,6 +212,7 @@ async fn measure(args: &Args, database: &Database, namespace: &str) -> Result<(S
     sink.stop().await;
     let context = Context {
         service: service.settings,
+        postgres: postgres_facts(database).await,
         people: args.people,
         cpu: cpu::usage(&before, &after),
         service_stop,
@@ -229,6 +230,24 @@ async fn measure(args: &Args, database: &Database, namespace: &str) -> Result<(S
             (run.render(plan.alerts, &plan.buckets, &context), failed)
         }
     })
+}
+
+/// "PostgreSQL 15.2, autovacuum on": what the figures depend on beyond the service.
+async fn postgres_facts(database: &Database) -> String {
+    let read = async {
+        let mut conn = database.connect_as(service::ROLE, service::SCHEMA).await?;
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut conn)
+            .await?;
+        let autovacuum: String = sqlx::query_scalar("SHOW autovacuum").fetch_one(&mut conn).await?;
+        let fsync: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(&mut conn)
+            .await?;
+        Ok::<_, anyhow::Error>(format!(
+            "PostgreSQL {version}, autovacuum {autovacuum}, synchronous_commit {fsync}"
+        ))
+    };
+    read.await.unwrap_or_else(|err| format!("unknown ({err:#})"))
 }
 
 enum Measured {

@@ -23,6 +23,8 @@ pub const LADDER_SLACK: Duration = Duration::from_secs(1);
 /// What every report starts with.
 pub struct Context {
     pub service: ServiceSettings,
+    /// Postgres's version and whether autovacuum runs (dead queue rows stay in the indexes without it).
+    pub postgres: String,
     pub people: usize,
     pub cpu: Usage,
     pub service_stop: String,
@@ -52,6 +54,7 @@ impl Context {
             "service: notifications in this process ({}); SMTP sink in this process",
             self.service.describe()
         );
+        let _ = writeln!(out, "postgres: {}", self.postgres);
         let _ = writeln!(
             out,
             "directory: {} people, person i responsible for indicator IND<i>; event k is about IND<k mod {}>",
@@ -425,7 +428,11 @@ impl LadderRun {
             "emailed after due".into(),
             format!(
                 "{} ({} of {} step emails accepted by the sink; the alerts' first-level emails share the queue)",
-                seconds_line(&sent),
+                if sent.is_empty() {
+                    "none accepted".to_owned()
+                } else {
+                    seconds_line(&sent)
+                },
                 thousands(sent.len() as u64),
                 thousands(self.steps.len() as u64)
             ),
