@@ -1,4 +1,4 @@
-//! Where the CPU went during the measured phase: the ingest process, the Postgres backends serving the
+//! Where the CPU went during the measured phase: the service's process, the Postgres backends serving the
 //! benchmark's database, and the machine as a whole (so contention from anything else shows).
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use sqlx::{Connection, PgConnection};
 /// CPU time counters at one moment, in clock ticks.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    ingest: u64,
+    service: u64,
     backends: HashMap<i32, u64>,
     machine_busy: u64,
     machine_steal: u64,
@@ -21,7 +21,7 @@ pub struct Snapshot {
 /// CPU used between two snapshots.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
-    pub ingest_secs: f64,
+    pub service_secs: f64,
     pub postgres_secs: f64,
     /// Busy share of all cores (0-1) across the machine, and the share the hypervisor took (steal).
     pub machine_busy: f64,
@@ -29,11 +29,11 @@ pub struct Usage {
     pub cores: usize,
 }
 
-pub async fn snapshot(ingest_pid: u32, admin_url: &str, database: &str) -> Snapshot {
+pub async fn snapshot(service_pid: u32, admin_url: &str, database: &str) -> Snapshot {
     let (machine_busy, machine_steal, machine_total) = machine().unwrap_or((0, 0, 0));
     let pids = backend_pids(admin_url, database).await.unwrap_or_default();
     Snapshot {
-        ingest: process_ticks(ingest_pid).unwrap_or(0),
+        service: process_ticks(service_pid).unwrap_or(0),
         backends: pids
             .into_iter()
             .filter_map(|pid| Some((pid, process_ticks(u32::try_from(pid).ok()?)?)))
@@ -60,7 +60,7 @@ pub fn usage(before: &Snapshot, after: &Snapshot) -> Usage {
         }
     };
     Usage {
-        ingest_secs: after.ingest.saturating_sub(before.ingest) as f64 / hz,
+        service_secs: after.service.saturating_sub(before.service) as f64 / hz,
         postgres_secs: postgres as f64 / hz,
         machine_busy: share(after.machine_busy, before.machine_busy),
         machine_steal: share(after.machine_steal, before.machine_steal),

@@ -1,17 +1,13 @@
-//! Publishing submissions as a partner would (JetStream, `Nats-Msg-Id`, pipelined with a bounded window of
-//! unacknowledged publishes, optionally paced) and collecting their receipts from
+//! Submissions as a partner publishes them (see `trust_bench::publish`), and collecting their receipts from
 //! `ingest.receipts.<partner>`.
 
-use std::time::Duration;
-
-use anyhow::{Context as _, Result, anyhow};
-use async_nats::jetstream;
+use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use futures::StreamExt;
 use prost::Message;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use trust_bench::publish::Outgoing;
 use trust_proto::ingest::v1 as pb;
 
 /// One encoded submission.
@@ -19,6 +15,15 @@ pub struct Batch {
     pub id: String,
     pub observations: u64,
     pub payload: Bytes,
+}
+
+impl Batch {
+    pub fn outgoing(&self) -> Outgoing {
+        Outgoing {
+            id: self.id.clone(),
+            payload: self.payload.clone(),
+        }
+    }
 }
 
 /// What came back for one batch.
@@ -29,92 +34,6 @@ pub struct Receipt {
     /// created + updated + unchanged.
     pub stored: u64,
     pub first_rejection: Option<String>,
-}
-
-/// The publishing side of a run.
-#[derive(Debug, Default)]
-pub struct Published {
-    /// When each batch was handed to the client (None: never published, e.g. the run was capped).
-    pub at: Vec<Option<Instant>>,
-    /// When the last JetStream publish acknowledgement arrived.
-    pub last_ack: Option<Instant>,
-    /// Set when publishing stopped early and why.
-    pub stopped: Option<String>,
-}
-
-/// Publish `batches` on `subject`, keeping at most `window` publishes unacknowledged; with `interval`, batch
-/// `k` is published no earlier than `k * interval` after the first. Stops at `deadline` or on `stop`.
-pub async fn publish(
-    js: &jetstream::Context,
-    subject: &str,
-    batches: &[Batch],
-    window: usize,
-    interval: Option<Duration>,
-    deadline: Instant,
-    stop: &CancellationToken,
-) -> Published {
-    let mut published = Published {
-        at: vec![None; batches.len()],
-        ..Default::default()
-    };
-    // Acks are awaited in order by a separate task, so publishing never waits for one unless `window` are
-    // outstanding.
-    let (acks_tx, mut acks_rx) = mpsc::channel::<jetstream::context::PublishAckFuture>(window.max(1));
-    let acks = tokio::spawn(async move {
-        let mut last = None;
-        while let Some(ack) = acks_rx.recv().await {
-            ack.await
-                .map_err(|e| anyhow!("JetStream did not acknowledge a publish: {e}"))?;
-            last = Some(Instant::now());
-        }
-        Ok::<_, anyhow::Error>(last)
-    });
-    let start = Instant::now();
-    for (k, batch) in batches.iter().enumerate() {
-        if let Some(interval) = interval {
-            let due = start + interval.mul_f64(k as f64);
-            tokio::select! {
-                () = tokio::time::sleep_until(due) => {}
-                () = stop.cancelled() => {}
-            }
-        }
-        if stop.is_cancelled() {
-            published.stopped = Some("stopped".to_owned());
-            break;
-        }
-        if Instant::now() >= deadline {
-            published.stopped = Some(format!("--max-seconds reached after {k} batches"));
-            break;
-        }
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", batch.id.as_str());
-        headers.insert("content-type", "application/protobuf");
-        headers.insert("Trust-Message-Type", "trust.ingest.v1.ObservationBatch");
-        let at = Instant::now();
-        let sent = js
-            .publish_with_headers(subject.to_owned(), headers, batch.payload.clone())
-            .await;
-        match sent {
-            Ok(ack) => {
-                published.at[k] = Some(at);
-                if acks_tx.send(ack).await.is_err() {
-                    published.stopped = Some("publish acknowledgements failed".to_owned());
-                    break;
-                }
-            }
-            Err(err) => {
-                published.stopped = Some(format!("publish failed: {err}"));
-                break;
-            }
-        }
-    }
-    drop(acks_tx);
-    match acks.await {
-        Ok(Ok(last)) => published.last_ack = last,
-        Ok(Err(err)) => published.stopped = Some(format!("{err:#}")),
-        Err(err) => published.stopped = Some(format!("ack task: {err}")),
-    }
-    published
 }
 
 /// Collect receipts for batch ids `<prefix><k>` until every one of `expected` has come, `deadline`, or

@@ -6,8 +6,7 @@
 //! separate process, loads a catalogue sized for the run, optionally preloads history, measures, and removes
 //! the database and streams again (unless `--keep`).
 
-mod cpu;
-mod database;
+mod copy;
 mod ingest;
 mod load;
 mod report;
@@ -25,13 +24,16 @@ use prost::Message;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use trust_proto::ingest::v1::indicator_ingest_client::IndicatorIngestClient;
-use trust_runtime::bus::{Namespace, STREAMS};
+use trust_runtime::bus::Namespace;
 use uuid::Uuid;
 
-use crate::database::Database;
+use trust_bench::cpu;
+use trust_bench::database::Database;
+use trust_bench::figures::thousands;
+
 use crate::ingest::Ingest;
 use crate::load::Batch;
-use crate::report::{Run, thousands};
+use crate::report::Run;
 use crate::workload::{PARTNER, Plan, quarter_label};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -187,7 +189,7 @@ async fn measure(
     let mut ingest = Ingest::spawn(
         binary,
         &ingest::Settings {
-            database_url: database.ingest_url.clone(),
+            database_url: database.url_as(copy::INGEST_ROLE),
             nats_url: args.nats_url.clone(),
             namespace: namespace.to_owned(),
             grpc_port: ingest::free_port()?,
@@ -204,7 +206,7 @@ async fn measure(
 
     // Loading a catalogue is an operator's call: issue the benchmark an operator credential, as
     // `trustctl credential issue --operator` would.
-    let mut conn = database.connect_as_ingest().await?;
+    let mut conn = database.connect_as(copy::INGEST_ROLE, "ingest").await?;
     let issued = indicator_ingest::access::issue(
         &mut conn,
         &indicator_ingest::access::Caller::Operator("ingest-bench".to_owned()),
@@ -236,7 +238,7 @@ async fn measure(
     );
     let history_load = if plan.history.rows > 0 {
         eprintln!("  preloading {} history rows...", thousands(plan.history.rows));
-        let took = database::preload_history(database, plan).await?;
+        let took = copy::preload_history(database, plan).await?;
         eprintln!("  history loaded in {:.1} s", took.as_secs_f64());
         Some(took)
     } else {
@@ -280,10 +282,12 @@ async fn measure(
         deadline,
         abort.clone(),
     ));
-    let published = load::publish(
+    let outgoing: Vec<_> = batches.iter().map(Batch::outgoing).collect();
+    let published = trust_bench::publish::publish(
         &js,
         &submit_subject,
-        &batches,
+        "trust.ingest.v1.ObservationBatch",
+        &outgoing,
         args.window,
         interval,
         deadline,
@@ -303,9 +307,10 @@ async fn measure(
         .then(|| format!("Its log ends:\n{}", ingest.log_tail(30)));
     let ingest_stop = ingest.stop(Duration::from_secs(30)).await?;
     drop(batches);
+    drop(outgoing);
 
     eprintln!("  measuring raw COPY of the same rows...");
-    let copy = database::raw_copy_rate(database, plan)
+    let copy = copy::raw_copy_rate(database, plan)
         .await
         .map_err(|e| format!("{e:#}"));
     Ok(Run {
@@ -345,25 +350,15 @@ fn encode_batches(plan: &Plan, size: usize, prefix: &str) -> Vec<Batch> {
 }
 
 async fn cleanup(args: &Args, database: &Database, namespace: &str) {
-    let ns = Namespace::new(namespace);
     if args.keep {
-        let streams: Vec<String> = STREAMS.iter().map(|s| ns.stream(s.name)).collect();
         eprintln!(
             "  kept database {} and streams {} (--keep)",
             database.name,
-            streams.join(", ")
+            trust_bench::nats::stream_names(namespace).join(", ")
         );
         return;
     }
-    match async_nats::connect(&args.nats_url).await {
-        Ok(client) => {
-            let js = jetstream::new(client);
-            for stream in STREAMS {
-                let _ = js.delete_stream(ns.stream(stream.name)).await;
-            }
-        }
-        Err(err) => eprintln!("  could not connect to NATS to delete the benchmark's streams: {err}"),
-    }
+    trust_bench::nats::delete_streams(&args.nats_url, namespace).await;
     if let Err(err) = database.drop().await {
         eprintln!("  could not drop database {}: {err:#}", database.name);
     }

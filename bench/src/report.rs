@@ -7,11 +7,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use trust_proto::ingest::v1 as pb;
 
+use trust_bench::cpu::Usage;
+use trust_bench::figures::{latency_line, mb, percentile, rate, thousands, write_rows};
+use trust_bench::publish::Published;
+
 use crate::Mode;
-use crate::cpu::Usage;
-use crate::database::CopyRate;
+use crate::copy::CopyRate;
 use crate::ingest::Memory;
-use crate::load::{Published, Receipt};
+use crate::load::Receipt;
 use crate::workload::{INDICATORS, Plan, quarter_label};
 
 pub const BATCHED_TARGET: f64 = 100_000.0;
@@ -240,7 +243,7 @@ impl Run {
             format!(
                 "ingest {:.1} s, Postgres backends of this database {:.1} s; machine {:.0}% busy \
                  (steal {:.0}%) of {} cores",
-                self.cpu.ingest_secs,
+                self.cpu.service_secs,
                 self.cpu.postgres_secs,
                 self.cpu.machine_busy * 100.0,
                 self.cpu.machine_steal * 100.0,
@@ -248,10 +251,7 @@ impl Run {
             ),
         );
         row("ingest process", self.ingest_stop.clone());
-        let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-        for (name, value) in &rows {
-            let _ = writeln!(out, "  {name:<width$}  {value}");
-        }
+        write_rows(&mut out, &rows);
 
         let complete = f.receipted == f.batches;
         if !complete {
@@ -398,71 +398,12 @@ fn rate_over_time(arrivals: &[(Instant, u64)]) -> String {
 }
 
 fn latency_summary(sorted: &[Duration]) -> String {
-    let ms = |p: f64| percentile(sorted, p).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     if sorted.is_empty() {
         return "no receipt".to_owned();
     }
     format!(
-        "publish -> receipt: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} batches)",
-        ms(50.0),
-        ms(95.0),
-        ms(99.0),
-        ms(100.0),
+        "publish -> receipt: {} ({} batches)",
+        latency_line(sorted),
         sorted.len()
     )
-}
-
-/// Nearest-rank percentile of sorted durations.
-pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
-fn rate(count: f64, elapsed: Duration) -> String {
-    if elapsed.is_zero() {
-        return "n/a".to_owned();
-    }
-    thousands((count / elapsed.as_secs_f64()) as u64)
-}
-
-fn mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
-}
-
-/// 1234567 -> "1,234,567".
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_groups_digits() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000), "1,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&sorted, 50.0), Some(Duration::from_millis(50)));
-        assert_eq!(percentile(&sorted, 99.0), Some(Duration::from_millis(99)));
-        assert_eq!(percentile(&sorted, 100.0), Some(Duration::from_millis(100)));
-        assert_eq!(percentile(&[], 99.0), None);
-    }
 }

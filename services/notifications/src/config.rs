@@ -123,6 +123,9 @@ pub struct DeliverySettings {
     /// Emails reaching one address within this long of the last go out together as one digest at its end
     /// (the first of a burst goes at once); 0 sends every email alone.
     pub digest_window_secs: u64,
+    /// Emails handed to the relay at once, each by its own sender holding its own claim (and database
+    /// connection) while the relay answers.
+    pub senders: usize,
 }
 
 impl DeliverySettings {
@@ -162,5 +165,6 @@ mod tests {
             "no secret ships: the service refuses to start without one"
         );
         assert_eq!(config.links.valid_for(), Duration::from_secs(14 * 24 * 3_600));
+        assert_eq!(config.delivery.senders, 4);
     }
 }

@@ -8,15 +8,20 @@
 //! level's next channel for the same person; when none is left, the ladder's next level is told at once.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart, header::ContentTransferEncoding};
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -57,6 +62,8 @@ impl SendError {
 /// The SMTP side: builds and sends one email.
 #[derive(Clone)]
 pub struct Mailer {
+    /// Plain and STARTTLS relays: our own conversation (see [`DirectRelay`]); implicit TLS: lettre's.
+    direct: Option<DirectRelay>,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     /// Right-hand side of Message-IDs: the sender's domain.
@@ -85,11 +92,25 @@ impl Mailer {
                 .map_err(|err| invalid("smtp.host", format!("TLS to {}: {err}", settings.host)))?,
         };
         let mut builder = builder.port(settings.port).timeout(Some(settings.timeout()));
-        if let Some((user, password)) = settings.credentials() {
-            builder = builder.credentials(Credentials::new(user.to_owned(), password.to_owned()));
+        let credentials = settings
+            .credentials()
+            .map(|(user, password)| Credentials::new(user.to_owned(), password.to_owned()));
+        if let Some(credentials) = &credentials {
+            builder = builder.credentials(credentials.clone());
         }
+        let direct = match settings.tls {
+            SmtpTls::None | SmtpTls::Starttls => Some(DirectRelay {
+                host: settings.host.clone(),
+                port: settings.port,
+                starttls: settings.tls == SmtpTls::Starttls,
+                timeout: settings.timeout(),
+                credentials,
+            }),
+            SmtpTls::Tls => None,
+        };
         let message_id_domain = from.email.domain().to_owned();
         Ok(Self {
+            direct,
             transport: builder.build(),
             from,
             message_id_domain,
@@ -130,6 +151,9 @@ impl Mailer {
     /// Hand one delivery to the relay.
     pub async fn send(&self, delivery: &DueDelivery) -> Result<(), SendError> {
         let message = self.build(delivery)?;
+        if let Some(direct) = &self.direct {
+            return direct.send(&message).await;
+        }
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
             Err(err) => Err(classify(&err)),
@@ -150,6 +174,71 @@ fn readable_body(text: &str) -> Body {
         Body::new_with_encoding(text.to_owned(), ContentTransferEncoding::QuotedPrintable)
             .unwrap_or_else(|_| Body::new(text.to_owned()))
     })
+}
+
+/// One SMTP conversation per email over a socket with `TCP_NODELAY`. lettre's transport leaves Nagle's
+/// algorithm on, so the message's closing dot waits for the relay's delayed ACK (40 ms on Linux): a ceiling of
+/// about 25 emails a second per sender, measured by `notifications-bench`. Same steps as lettre's: EHLO,
+/// STARTTLS (required when configured) and EHLO again, AUTH when credentials are set, the message, QUIT.
+#[derive(Clone)]
+struct DirectRelay {
+    host: String,
+    port: u16,
+    starttls: bool,
+    timeout: Duration,
+    credentials: Option<Credentials>,
+}
+
+impl DirectRelay {
+    async fn send(&self, message: &Message) -> Result<(), SendError> {
+        let transient = |doing: &str, err: &dyn std::error::Error| SendError::Transient {
+            reason: format!("{doing} {}:{}: {}", self.host, self.port, describe(err)),
+            retry_after: None,
+        };
+        let conversation = async {
+            let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|err| transient("connecting to", &err))?;
+            stream
+                .set_nodelay(true)
+                .map_err(|err| transient("setting TCP_NODELAY with", &err))?;
+            let hello = ClientId::default();
+            let mut connection = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
+                .await
+                .map_err(|err| classify(&err))?;
+            if self.starttls {
+                let tls = TlsParameters::new(self.host.clone())
+                    .map_err(|err| SendError::Permanent(format!("TLS for {}: {err}", self.host)))?;
+                connection
+                    .starttls(tls, &hello)
+                    .await
+                    .map_err(|err| classify(&err))?;
+            }
+            if let Some(credentials) = &self.credentials {
+                connection
+                    .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                    .await
+                    .map_err(|err| classify(&err))?;
+            }
+            connection
+                .send(message.envelope(), &message.formatted())
+                .await
+                .map_err(|err| classify(&err))?;
+            // Accepted: a failed QUIT changes nothing.
+            let _ = connection.quit().await;
+            Ok(())
+        };
+        // The whole conversation (several round trips), not each command, is bounded.
+        let limit = self.timeout.saturating_mul(4);
+        tokio::time::timeout(limit, conversation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendError::Transient {
+                    reason: format!("{}:{} did not finish within {limit:?}", self.host, self.port),
+                    retry_after: None,
+                })
+            })
+    }
 }
 
 /// 5xx replies and client-side refusals (e.g. the relay cannot take 8-bit mail) will not change on retry;
@@ -220,11 +309,59 @@ impl DeliveryWorker {
         }
     }
 
-    /// Run until `shutdown`: send what is due, then wait for a NOTIFY or the poll interval.
+    /// Run until `shutdown`: `delivery.senders` senders each send what is due, then wait for a NOTIFY or
+    /// the poll interval. Each claims its own delivery (`SKIP LOCKED`), so they never send the same email
+    /// and one slow relay conversation does not hold up the rest. One LISTEN connection wakes them all.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
+        let senders = self.settings.senders.max(1);
         let mut listener = self.listen().await;
+        let worker = Arc::new(self);
+        let wake = Arc::new(Notify::new());
+        // Stops the other senders if one fails, without stopping the service's other tasks.
+        let stop = shutdown.child_token();
+        let mut running = JoinSet::new();
+        for _ in 0..senders {
+            running.spawn(Arc::clone(&worker).send_until(stop.clone(), Arc::clone(&wake)));
+        }
+        let mut failure = None;
+        loop {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                // A sender ends early only by panicking.
+                Some(ended) = running.join_next() => {
+                    if let Err(err) = ended {
+                        failure = Some(format!("an email sender failed: {err}"));
+                    }
+                    break;
+                }
+                notified = wait_for_notification(listener.as_mut()) => match notified {
+                    Ok(()) => wake.notify_waiters(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "delivery LISTEN connection lost; polling only");
+                        listener = None;
+                    }
+                },
+            }
+        }
+        stop.cancel();
+        while let Some(ended) = running.join_next().await {
+            if let Err(err) = ended {
+                failure.get_or_insert_with(|| format!("an email sender failed: {err}"));
+            }
+        }
+        tracing::info!("email delivery stopped");
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// One sender: a pass over what is due, then sleep until woken or the poll interval.
+    async fn send_until(self: Arc<Self>, shutdown: CancellationToken, wake: Arc<Notify>) {
         let poll = self.settings.poll_interval();
         while !shutdown.is_cancelled() {
+            // Registered before the pass, so a NOTIFY arriving during it is not missed.
+            let woken = wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             match self.deliver_due(&shutdown).await {
                 Ok(pass) if pass.interrupted => break,
                 Ok(_) => {}
@@ -234,17 +371,10 @@ impl DeliveryWorker {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                notified = wait_for_notification(listener.as_mut()) => {
-                    if let Err(err) = notified {
-                        tracing::warn!(error = %err, "delivery LISTEN connection lost; polling only");
-                        listener = None;
-                    }
-                }
+                () = woken => {}
                 () = tokio::time::sleep(poll) => {}
             }
         }
-        tracing::info!("email delivery stopped");
-        Ok(())
     }
 
     async fn listen(&self) -> Option<PgListener> {
@@ -273,27 +403,40 @@ impl DeliveryWorker {
                 return Ok(pass);
             }
             let mut tx = self.pool.begin().await?;
-            let Some(delivery) = store::claim_due(&mut tx).await? else {
+            let window =
+                time::Duration::seconds(i64::try_from(self.settings.digest_window_secs).unwrap_or(i64::MAX));
+            let digests = window > time::Duration::ZERO;
+            // With digests, emails are taken a mailbox at a time (one sender per address), so everything
+            // due to an address is gathered by the one sender that holds it.
+            let claimed = if digests {
+                match store::claim_due_except_email(&mut tx).await? {
+                    Some(delivery) => Some(delivery),
+                    None => store::claim_due_mailbox(&mut tx).await?,
+                }
+            } else {
+                store::claim_due(&mut tx).await?
+            };
+            let Some(delivery) = claimed else {
                 tx.rollback().await?;
                 return Ok(pass);
             };
             // Emails due to the same address now go together as one digest; the first of a burst goes at
             // once, the rest wait for the end of the digest window.
             let mut digest_with = Vec::new();
-            let window =
-                time::Duration::seconds(i64::try_from(self.settings.digest_window_secs).unwrap_or(i64::MAX));
-            if delivery.channel == Channel::Email && window > time::Duration::ZERO {
+            if delivery.channel == Channel::Email && digests {
                 digest_with = store::claim_due_emails_to(&mut tx, &delivery.email, delivery.id).await?;
-                if digest_with.is_empty() {
-                    let last = store::last_email_sent_to(&mut tx, &delivery.email).await?;
-                    if let Some(until) = held_until(last, OffsetDateTime::now_utc(), window) {
-                        store::hold(&mut tx, delivery.id, until).await?;
-                        tx.commit().await?;
-                        pass.held += 1;
-                        metrics::counter!("notifications_deliveries_total", "channel" => "email", "outcome" => "held")
-                            .increment(1);
-                        continue;
+                let last = store::last_email_sent_to(&mut tx, &delivery.email).await?;
+                if let Some(until) = held_until(last, OffsetDateTime::now_utc(), window) {
+                    // Within the window of the last email: all of them wait for its end, together.
+                    for held in std::iter::once(&delivery).chain(digest_with.iter()) {
+                        store::hold(&mut tx, held.id, until).await?;
                     }
+                    tx.commit().await?;
+                    let held = u64::try_from(digest_with.len() + 1).unwrap_or(1);
+                    pass.held += 1;
+                    metrics::counter!("notifications_deliveries_total", "channel" => "email", "outcome" => "held")
+                        .increment(held);
+                    continue;
                 }
             }
             let abandon = async {

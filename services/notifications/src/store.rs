@@ -300,6 +300,45 @@ pub async fn claim_due(conn: &mut PgConnection) -> Result<Option<DueDelivery>, s
     .await
 }
 
+/// Like [`claim_due`], but not emails (those go a mailbox at a time when digests are on).
+pub async fn claim_due_except_email(conn: &mut PgConnection) -> Result<Option<DueDelivery>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {DUE_COLUMNS} FROM delivery WHERE state = 'pending' AND channel <> 'email' \
+         AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )))
+    .fetch_optional(conn)
+    .await
+}
+
+/// The earliest due email of an address no other sender holds: the address is locked for the transaction
+/// (an advisory lock), then its earliest due delivery row. Another sender never works on the same address
+/// at the same time, so one sender gathers everything due to it ([`claim_due_emails_to`]).
+pub async fn claim_due_mailbox(conn: &mut PgConnection) -> Result<Option<DueDelivery>, sqlx::Error> {
+    // The candidates are materialised first so the lock is only tried on due emails, in due order, and
+    // stops at the first address it gets.
+    let address: Option<String> = sqlx::query_scalar(
+        "WITH candidate AS MATERIALIZED ( \
+             SELECT email, min(next_attempt_at) AS due FROM delivery \
+             WHERE state = 'pending' AND channel = 'email' AND next_attempt_at <= now() \
+             GROUP BY email ORDER BY due LIMIT 50) \
+         SELECT email FROM candidate \
+         WHERE pg_try_advisory_xact_lock(hashtextextended('notifications.mailbox:' || email, 0)) \
+         LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {DUE_COLUMNS} FROM delivery WHERE state = 'pending' AND channel = 'email' AND email = $1 \
+         AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )))
+    .bind(address)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Other email deliveries to `email` due now (not `except`), locked for one digest; at most 100.
 pub async fn claim_due_emails_to(
     conn: &mut PgConnection,
