@@ -245,7 +245,7 @@ pub async fn queue_fallback(conn: &mut PgConnection, failed: &DueDelivery) -> Re
     let Some((next, rest)) = failed.fallback.split_first() else {
         return Ok(false);
     };
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, \
                                body_html, covering_for, step, channel, fallback, webhook, payload, state, sent_at) \
          SELECT $2, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, body_html, \
@@ -260,7 +260,8 @@ pub async fn queue_fallback(conn: &mut PgConnection, failed: &DueDelivery) -> Re
     .bind(rest)
     .execute(conn)
     .await?;
-    Ok(inserted.rows_affected() == 1 || !rest.is_empty())
+    // Queued now, or already by an earlier attempt at this fallback: either way the next channel has it.
+    Ok(true)
 }
 
 /// A delivery claimed for sending.
