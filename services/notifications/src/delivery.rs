@@ -256,7 +256,7 @@ fn classify(err: &lettre::transport::smtp::Error) -> SendError {
 }
 
 /// The error and its causes on one line ("connection refused" is usually only in the source).
-fn describe(err: &dyn std::error::Error) -> String {
+pub(crate) fn describe(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

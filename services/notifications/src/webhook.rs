@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc2822;
 use uuid::Uuid;
 
 use crate::config::WebhookSettings;
-use crate::delivery::SendError;
+use crate::delivery::{SendError, describe};
 
 /// Shortest secret accepted: an HMAC key much shorter than the hash is guessable.
 const MIN_SECRET_BYTES: usize = 16;
@@ -158,20 +158,6 @@ pub fn retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
     }
     let at = OffsetDateTime::parse(value, &Rfc2822).ok()?;
     Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
-}
-
-fn describe(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
