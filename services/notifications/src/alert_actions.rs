@@ -11,8 +11,8 @@ use trust_proto::alerting::v1::{
 
 use crate::domain::Escalation;
 use crate::email_templates::EmailComposer;
-use crate::receiver::tell_of_resolution;
 use crate::store::{self, AlertFilter, AlertRecord, HistoryEntry};
+use crate::telling::tell_of_resolution_now;
 
 #[derive(Debug, Error)]
 pub enum ActionError {
@@ -132,7 +132,7 @@ pub async fn resolve_by_hand(
             }),
         });
         // Step "" as the source's resolution would use: whichever comes first is the one people get.
-        tell_of_resolution(conn, email, &resolution, "").await?;
+        tell_of_resolution_now(conn, email, &resolution, "").await?;
     }
     tracing::info!(dedup_key, by, reason, "alert resolved by hand");
     current(conn, dedup_key).await

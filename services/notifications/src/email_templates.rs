@@ -27,6 +27,11 @@ pub struct ComposedEmail {
     pub body_html: Option<String>,
 }
 
+/// The compiled templates emails are rendered from, or `Err(())` when the stored set does not compile
+/// (every email then goes plain).
+#[derive(Clone)]
+pub struct TemplatesInForce(Result<Arc<Templates>, ()>);
+
 /// Renders emails; shared by the escalation consumer and the ladder scheduler.
 pub struct EmailComposer {
     links: Option<LinkSigner>,
@@ -55,15 +60,16 @@ impl EmailComposer {
     }
 
     /// One email per recipient (in their order) about `event`; `why` opens the email of a later ladder step.
-    pub async fn compose(
+    /// `templates` is what [`EmailComposer::templates`] read for this transaction.
+    pub fn compose(
         &self,
-        conn: &mut PgConnection,
+        templates: &TemplatesInForce,
         event: &Escalation,
         why: Option<&str>,
         recipients: &[StaffContact],
         covering_for: &HashMap<String, String>,
-    ) -> Result<Vec<ComposedEmail>, sqlx::Error> {
-        let templates = self.templates(conn).await?;
+    ) -> Vec<ComposedEmail> {
+        let templates = &templates.0;
         let now = OffsetDateTime::now_utc();
         let mut plain: Option<domain::Email> = None;
         let mut emails = Vec::with_capacity(recipients.len());
@@ -112,12 +118,20 @@ impl EmailComposer {
             };
             emails.push(email);
         }
-        Ok(emails)
+        emails
     }
 
-    /// The templates in force, compiled; `Err(())` (already logged and counted) when the stored set no longer
-    /// compiles, which sends every email plain.
-    async fn templates(&self, conn: &mut PgConnection) -> Result<Result<Arc<Templates>, ()>, sqlx::Error> {
+    /// The templates in force, compiled (read once per transaction, compiled once per stored revision).
+    pub async fn templates(&self, conn: &mut PgConnection) -> Result<TemplatesInForce, sqlx::Error> {
+        self.compiled_templates(conn).await.map(TemplatesInForce)
+    }
+
+    /// `Err(())` (already logged and counted) when the stored set no longer compiles, which sends every
+    /// email plain.
+    async fn compiled_templates(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Result<Arc<Templates>, ()>, sqlx::Error> {
         let stored = store::email_templates(conn).await?;
         let revision = stored.as_ref().map_or(BUILT_IN_REVISION, |s| s.revision);
         if let Some((cached, templates)) = self.cached()

@@ -15,8 +15,9 @@ use trust_proto::alerting::v1::EscalationRaised;
 use crate::domain::Escalation;
 use crate::domain::ladder::{Ladder, Reason, Wait};
 use crate::email_templates::EmailComposer;
-use crate::receiver::{answering_for, queue_for};
-use crate::store;
+use crate::reference::Reference;
+use crate::store::{self, DueLadder, batch};
+use crate::telling::{Effects, Telling, city_of};
 
 /// Ladders taken per transaction.
 const CLAIM: i64 = 200;
@@ -47,7 +48,9 @@ impl LadderScheduler {
         }
     }
 
-    /// Take every ladder due now (up to the claim size) one step; returns how many were taken.
+    /// Take every ladder due now (up to the claim size) one step; returns how many were taken. The claim is
+    /// stepped set-wise: what telling reads is read once for it, and its writes go in one statement per
+    /// table.
     pub async fn step_due(&self) -> Result<usize, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let due = store::claim_due_ladders(&mut tx, CLAIM).await?;
@@ -58,40 +61,66 @@ impl LadderScheduler {
             .fold(0.0, f64::max);
         metrics::gauge!("ladder_scheduler_lag_seconds").set(lag);
         let taken = due.len();
-        for mut ladder in due {
-            let event = match EscalationRaised::decode(ladder.last_event.as_slice()) {
-                Ok(raised) => Escalation::Raised(raised),
-                Err(err) => {
-                    // Only a firing alert has a due ladder; a last event that is not a raise cannot be told.
-                    tracing::error!(dedup_key = %ladder.dedup_key, error = %err, "due ladder without a readable raise; closing it");
+        if due.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let due: Vec<(DueLadder, Option<Escalation>)> = due
+            .into_iter()
+            .map(|ladder| {
+                let event = EscalationRaised::decode(ladder.last_event.as_slice())
+                    .map(Escalation::Raised)
+                    .map_err(|err| {
+                        // Only a firing alert has a due ladder; a last event that is not a raise cannot be
+                        // told.
+                        tracing::error!(dedup_key = %ladder.dedup_key, error = %err, "due ladder without a readable raise; closing it");
+                    })
+                    .ok();
+                (ladder, event)
+            })
+            .collect();
+        let events: Vec<&Escalation> = due.iter().filter_map(|(_, e)| e.as_ref()).collect();
+        let reference = Reference::load(&mut tx, &self.email, &events).await?;
+        let mut places: Vec<(String, String, String)> = events.iter().filter_map(|e| city_of(e)).collect();
+        places.sort();
+        places.dedup();
+        let city_alerts = batch::firing_city_alerts(&mut tx, &places).await?;
+        let telling = Telling {
+            reference: &reference,
+            city_alerts: &city_alerts,
+            email: &self.email,
+            now,
+        };
+        let mut effects = Effects::default();
+        for (mut ladder, event) in due {
+            match event {
+                None => {
                     ladder.ladder.resolve(now);
-                    store::save_ladder(&mut tx, &ladder.dedup_key, &ladder.occurrence_id, &ladder.ladder)
-                        .await?;
-                    continue;
+                }
+                Some(event) => {
+                    if let Some(step) = ladder.ladder.due(now) {
+                        let name = format!(
+                            "{}/{}/{}",
+                            reason_name(step.reason),
+                            step.level,
+                            ladder.due.unix_timestamp()
+                        );
+                        let answering = reference.answering(&event, &step.targets);
+                        let why = why_now(step.reason, &ladder.ladder, step.level);
+                        telling.tell(
+                            &mut effects,
+                            &event,
+                            &answering,
+                            &step.reach,
+                            &name,
+                            why.as_deref(),
+                        );
+                    }
                 }
             };
-            if let Some(step) = ladder.ladder.due(now) {
-                let name = format!(
-                    "{}/{}/{}",
-                    reason_name(step.reason),
-                    step.level,
-                    ladder.due.unix_timestamp()
-                );
-                let answering = answering_for(&mut tx, &event, &step.targets).await?;
-                let why = why_now(step.reason, &ladder.ladder, step.level);
-                queue_for(
-                    &mut tx,
-                    &self.email,
-                    &event,
-                    &answering,
-                    &step.reach,
-                    &name,
-                    why.as_deref(),
-                )
-                .await?;
-            }
-            store::save_ladder(&mut tx, &ladder.dedup_key, &ladder.occurrence_id, &ladder.ladder).await?;
+            effects.save_ladder(&ladder.dedup_key, &ladder.occurrence_id, ladder.ladder);
         }
+        batch::write_effects(&mut tx, &effects).await?;
         tx.commit().await?;
         Ok(taken)
     }

@@ -15,8 +15,10 @@ mod grpc;
 pub mod ladder_scheduler;
 pub mod links_http;
 pub mod receiver;
+pub mod reference;
 pub mod scheduler_watchdog;
 pub mod store;
+pub mod telling;
 pub mod webhook;
 
 pub use config::{

@@ -6,23 +6,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::PgConnection;
+use time::OffsetDateTime;
 use trust_proto::alerting::v1::{EscalationRaised, Severity};
 use trust_runtime::dead_letter::ParkedMessage;
 use trust_runtime::{Delivery, HandlerError, MessageHandler};
 
-use prost::Message;
-use time::OffsetDateTime;
-use trust_proto::notifications::v1::{RouteMatchers, RoutingConfig};
-
-use crate::domain::cover::{self, Answering};
 use crate::domain::ladder::{Channel, Ladder, Level, Policy, Reach, Stage, Target, Wait};
-use crate::domain::quieting::{Firing, Silence, inhibited};
-use crate::domain::routing::{self, AlertFacts};
-use crate::domain::routing_config::{Routing, matchers_from_proto, routing_from_proto};
-use crate::domain::webhook_body::{Addressee, webhook_body};
-use crate::domain::{self, AlertState, Escalation, EventKind, Transition};
+use crate::domain::routing_config::Routing;
+use crate::domain::{AlertState, CurrentAlert, Escalation, EventKind, Transition};
 use crate::email_templates::EmailComposer;
-use crate::store;
+use crate::reference::Reference;
+use crate::store::{Told, batch};
+use crate::telling::{Effects, Telling, city_of, routing_facts};
 
 /// Applies escalation events from the ESCALATIONS stream.
 #[derive(Debug, Clone)]
@@ -83,32 +78,152 @@ impl MessageHandler for EscalationReceiver {
         apply(conn, &self.email, &event).await?;
         Ok(())
     }
+
+    /// The group set-wise ([`apply_events`]). An event that cannot be decoded fails the group, which the
+    /// consumer then applies one event at a time, so only that event is parked.
+    async fn handle_group<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        deliveries: &'a [Delivery<'a>],
+    ) -> Result<(), HandlerError> {
+        let events = deliveries
+            .iter()
+            .map(|d| Escalation::decode(d.subject, d.payload))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| HandlerError::Permanent(err.to_string()))?;
+        apply_events(conn, &self.email, &events).await?;
+        Ok(())
+    }
 }
 
 /// Record the event on its alert and tell people: on a raise, the first level of the escalation policy
 /// the routing tree gives it (or, with no routing configured, whoever is responsible), starting its ladder;
-/// on a resolution, everyone who was told, closing the ladder. Returns how many emails were newly queued
-/// (0 for a repeat of an event already handled).
+/// on a resolution, everyone who was told, closing the ladder. Returns how many deliveries were newly
+/// queued (0 for a repeat of an event already handled).
 pub async fn apply(
     conn: &mut PgConnection,
     email: &EmailComposer,
     event: &Escalation,
 ) -> Result<u64, sqlx::Error> {
-    let current = store::lock_alert(conn, event.dedup_key()).await?;
-    if let Transition::Stale(reason) = event.transition(current.as_ref()) {
-        tracing::info!(
-            dedup_key = event.dedup_key(),
-            occurrence_id = event.occurrence_id(),
-            event = event.kind().as_str(),
-            reason,
-            "ignoring out-of-date escalation event"
-        );
+    apply_events(conn, email, std::slice::from_ref(event)).await
+}
+
+/// [`apply`] for a group of events, in order, set-wise: the directory, routing, silences and templates
+/// are read once for the group, and each table is read and written with one statement per round. A round
+/// holds at most one event per alert (a raise and its resolution in one group go in successive rounds), so
+/// each event sees what the events before it did.
+pub async fn apply_events(
+    conn: &mut PgConnection,
+    email: &EmailComposer,
+    events: &[Escalation],
+) -> Result<u64, sqlx::Error> {
+    let all: Vec<&Escalation> = events.iter().collect();
+    if all.is_empty() {
         return Ok(0);
     }
-    store::upsert_alert(conn, event).await?;
-    let now = OffsetDateTime::now_utc();
-    let ladders = store::lock_ladders(conn, event.dedup_key()).await?;
+    let keys: Vec<&str> = all.iter().map(|e| e.dedup_key()).collect();
+    batch::lock_alert_keys(conn, &keys).await?;
+    let reference = Reference::load(conn, email, &all).await?;
+    let mut queued = 0;
+    for round in rounds(&all) {
+        queued += apply_round(conn, email, &reference, &round).await?;
+    }
+    Ok(queued)
+}
 
+/// The events in rounds: an alert's n-th event of the group goes in round n.
+fn rounds<'e>(events: &[&'e Escalation]) -> Vec<Vec<&'e Escalation>> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut rounds: Vec<Vec<&Escalation>> = Vec::new();
+    for event in events {
+        let n = seen.entry(event.dedup_key()).or_insert(0);
+        if rounds.len() <= *n {
+            rounds.push(Vec::new());
+        }
+        rounds[*n].push(event);
+        *n += 1;
+    }
+    rounds
+}
+
+/// One round: lock the alerts, drop stale events, record the rest on their alerts, then decide and write
+/// what each one does.
+async fn apply_round(
+    conn: &mut PgConnection,
+    email: &EmailComposer,
+    reference: &Reference,
+    round: &[&Escalation],
+) -> Result<u64, sqlx::Error> {
+    let keys: Vec<&str> = round.iter().map(|e| e.dedup_key()).collect();
+    let current = batch::lock_alerts(conn, &keys).await?;
+    let live: Vec<&Escalation> = round
+        .iter()
+        .copied()
+        .filter(|event| match event.transition(current.get(event.dedup_key())) {
+            Transition::Apply => true,
+            Transition::Stale(reason) => {
+                tracing::info!(
+                    dedup_key = event.dedup_key(),
+                    occurrence_id = event.occurrence_id(),
+                    event = event.kind().as_str(),
+                    reason,
+                    "ignoring out-of-date escalation event"
+                );
+                false
+            }
+        })
+        .collect();
+    if live.is_empty() {
+        return Ok(0);
+    }
+    batch::upsert_alerts(conn, &live).await?;
+    let live_keys: Vec<&str> = live.iter().map(|e| e.dedup_key()).collect();
+    let mut ladders = batch::lock_ladders_of(conn, &live_keys).await?;
+    // Read after the alerts were written: a city-wide alert raised in this round inhibits at once.
+    let mut places: Vec<(String, String, String)> = live.iter().filter_map(|e| city_of(e)).collect();
+    places.sort();
+    places.dedup();
+    let city_alerts = batch::firing_city_alerts(conn, &places).await?;
+    let resolutions: Vec<(String, String)> = live
+        .iter()
+        .filter(|e| e.kind() == EventKind::Resolved)
+        .map(|e| (e.dedup_key().to_owned(), e.occurrence_id().to_owned()))
+        .collect();
+    let told = batch::raised_recipients_of(conn, &resolutions).await?;
+    let telling = Telling {
+        reference,
+        city_alerts: &city_alerts,
+        email,
+        now: OffsetDateTime::now_utc(),
+    };
+    let mut effects = Effects::default();
+    for event in live {
+        let key = event.dedup_key();
+        let pair = (key.to_owned(), event.occurrence_id().to_owned());
+        decide(
+            &telling,
+            &mut effects,
+            event,
+            current.get(key),
+            ladders.remove(key).unwrap_or_default(),
+            told.get(&pair).map(Vec::as_slice).unwrap_or_default(),
+        );
+    }
+    batch::write_effects(conn, &effects).await
+}
+
+/// What one event does once recorded on its alert, given the alert as it stood before (`current`), its
+/// ladders (locked) and, for a resolution, who was told of the raise.
+fn decide(
+    telling: &Telling<'_>,
+    effects: &mut Effects,
+    event: &Escalation,
+    current: Option<&CurrentAlert>,
+    ladders: Vec<(String, Ladder)>,
+    told: &[Told],
+) {
+    let now = telling.now;
+    let key = event.dedup_key();
     if event.kind() == EventKind::Resolved {
         // Resolved while a flap hold kept it back: nobody heard it fired, so nobody hears it cleared.
         let held: Vec<bool> = ladders
@@ -119,51 +234,31 @@ pub async fn apply(
         let told_nobody = !held.is_empty() && held.iter().all(|h| *h);
         for (occurrence, mut ladder) in ladders {
             ladder.resolve(now);
-            store::save_ladder(conn, event.dedup_key(), &occurrence, &ladder).await?;
+            effects.save_ladder(key, &occurrence, ladder);
         }
         if told_nobody {
-            store::record_history(
-                conn,
-                event.dedup_key(),
-                event.occurrence_id(),
+            effects.record_history(
+                event,
                 "resolved",
-                event.source(),
                 "resolved while held as flapping: nobody was told it fired, so nobody is told it cleared",
-            )
-            .await?;
-            return Ok(0);
+            );
+            return;
         }
-        store::record_history(
-            conn,
-            event.dedup_key(),
-            event.occurrence_id(),
-            "resolved",
-            event.source(),
-            event.summary(),
-        )
-        .await?;
-        return tell_of_resolution(conn, email, event, "").await;
+        effects.record_history(event, "resolved", event.summary());
+        telling.tell_of_resolution(effects, event, told, "");
+        return;
     }
     // The same occurrence raised again (re-published under another message id): its ladder keeps its
     // place; deliveries already queued are not queued twice.
-    let repeat = current
-        .as_ref()
-        .is_some_and(|c| c.occurrence_id == event.occurrence_id() && c.state == AlertState::Firing);
+    let repeat =
+        current.is_some_and(|c| c.occurrence_id == event.occurrence_id() && c.state == AlertState::Firing);
     if !repeat {
-        store::record_history(
-            conn,
-            event.dedup_key(),
-            event.occurrence_id(),
-            "raised",
-            event.source(),
-            event.summary(),
-        )
-        .await?;
+        effects.record_history(event, "raised", event.summary());
     }
-
-    let Some(routing) = routing(conn).await? else {
-        let answering = answering_for(conn, event, &[Target::Responsible]).await?;
-        return queue_for(conn, email, event, &answering, &Reach::email(), "", None).await;
+    let Some(routing) = &telling.reference.routing else {
+        let answering = telling.reference.answering(event, &[Target::Responsible]);
+        telling.tell(effects, event, &answering, &Reach::email(), "", None);
+        return;
     };
     // Already climbing for this occurrence: nothing new (a repeat of the raise).
     if repeat
@@ -171,9 +266,9 @@ pub async fn apply(
             .iter()
             .any(|(occurrence, ladder)| occurrence == event.occurrence_id() && ladder.stage != Stage::Closed)
     {
-        return Ok(0);
+        return;
     }
-    let policies = route(&routing, event);
+    let policies = route(routing, event);
     let mut existing: Vec<Ladder> = Vec::new();
     for (occurrence, mut ladder) in ladders {
         if policies.iter().any(|p| p.name == ladder.policy.name) {
@@ -181,10 +276,9 @@ pub async fn apply(
         } else if ladder.stage != Stage::Closed {
             // A ladder of an earlier occurrence under a policy no route now takes the alert to: closed.
             ladder.resolve(now);
-            store::save_ladder(conn, event.dedup_key(), &occurrence, &ladder).await?;
+            effects.save_ladder(key, &occurrence, ladder);
         }
     }
-    let mut queued = 0;
     for policy in policies {
         let before = existing
             .iter()
@@ -198,100 +292,11 @@ pub async fn apply(
             }
             _ => Ladder::fire(policy, now),
         };
-        store::save_ladder(conn, event.dedup_key(), event.occurrence_id(), &ladder).await?;
+        effects.save_ladder(key, event.occurrence_id(), ladder);
         if let Some(step) = first {
-            let answering = answering_for(conn, event, &step.targets).await?;
-            queued += queue_for(conn, email, event, &answering, &step.reach, "", None).await?;
+            let answering = telling.reference.answering(event, &step.targets);
+            telling.tell(effects, event, &answering, &step.reach, "", None);
         }
-    }
-    Ok(queued)
-}
-
-/// Tell the people who were told of the raise (covers and escalations included) that it cleared, each the
-/// way they were reached; `step` tells one resolution of an occurrence from another ("" for the source's).
-/// A resolution whose raise reached nobody here goes to whoever is responsible now.
-pub(crate) async fn tell_of_resolution(
-    conn: &mut PgConnection,
-    email: &EmailComposer,
-    event: &Escalation,
-    step: &str,
-) -> Result<u64, sqlx::Error> {
-    let told = store::raised_recipients(conn, event.dedup_key(), event.occurrence_id()).await?;
-    if told.is_empty() {
-        let answering = answering_for(conn, event, &[Target::Responsible]).await?;
-        return queue_for(conn, email, event, &answering, &Reach::email(), step, None).await;
-    }
-    let mut by_reach: Vec<(Reach, Vec<Answering>)> = Vec::new();
-    for person in told {
-        let reach = Reach {
-            channel: Channel::parse(&person.channel).unwrap_or(Channel::Email),
-            fallback: Vec::new(),
-            webhook: person.webhook,
-        };
-        let answering = Answering {
-            staff_code: person.staff_code,
-            covering_for: None,
-        };
-        match by_reach.iter_mut().find(|(r, _)| *r == reach) {
-            Some((_, people)) => people.push(answering),
-            None => by_reach.push((reach, vec![answering])),
-        }
-    }
-    let mut queued = 0;
-    for (reach, people) in by_reach {
-        queued += queue_for(conn, email, event, &people, &reach, step, None).await?;
-    }
-    Ok(queued)
-}
-
-/// The routing configuration as stored; a stored one that no longer reads is logged and ignored (it was
-/// checked when stored, so this means a newer service stored something this one cannot read).
-async fn routing(conn: &mut PgConnection) -> Result<Option<Routing>, sqlx::Error> {
-    let Some(bytes) = store::routing(conn).await? else {
-        return Ok(None);
-    };
-    let read = RoutingConfig::decode(bytes.as_slice())
-        .map_err(|e| e.to_string())
-        .and_then(|config| routing_from_proto(&config).map_err(|e| e.to_string()));
-    match read {
-        Ok(routing) => Ok(Some(routing)),
-        Err(reason) => {
-            tracing::error!(%reason, "the stored routing configuration cannot be read; telling whoever is responsible");
-            Ok(None)
-        }
-    }
-}
-
-/// What routing and silences match on. `fallback_lineage` holds the event's own locality, for events that
-/// carry no lineage.
-fn facts<'a>(event: &'a Escalation, fallback_lineage: &'a [String; 1]) -> AlertFacts<'a> {
-    let breach = event.indicator();
-    let lineage: &[String] = match breach {
-        Some(b) if !b.locality_lineage.is_empty() => &b.locality_lineage,
-        _ if !event.locality_code().is_empty() => fallback_lineage,
-        _ => &[],
-    };
-    let severity = match event {
-        Escalation::Raised(raised) => match Severity::try_from(raised.severity) {
-            Ok(Severity::Critical) => Some(routing::Severity::Critical),
-            Ok(Severity::Warning) => Some(routing::Severity::Warning),
-            _ => None,
-        },
-        Escalation::Resolved(_) => None,
-    };
-    AlertFacts {
-        kind: if breach.is_some() {
-            "indicator"
-        } else {
-            event.rule()
-        },
-        severity,
-        source: event.source(),
-        outcome: breach.map(|b| b.outcome_code.as_str()).filter(|c| !c.is_empty()),
-        priority: breach.map(|b| b.priority_code.as_str()).filter(|c| !c.is_empty()),
-        indicator: Some(event.indicator_code()).filter(|c| !c.is_empty()),
-        locality_lineage: lineage,
-        partner: breach.map(|b| b.partner_code.as_str()).filter(|c| !c.is_empty()),
     }
 }
 
@@ -299,7 +304,7 @@ fn facts<'a>(event: &'a Escalation, fallback_lineage: &'a [String; 1]) -> AlertF
 fn route(routing: &Routing, event: &Escalation) -> Vec<Policy> {
     let fallback = [event.locality_code().to_owned()];
     let mut policies: Vec<Policy> = Vec::new();
-    for routed in routing.tree.route(&facts(event, &fallback)) {
+    for routed in routing.tree.route(&routing_facts(event, &fallback)) {
         let policy = routing
             .policies
             .get(&routed.policy)
@@ -331,204 +336,4 @@ fn responsible_only() -> Policy {
         acknowledgement_timeout: Wait::WorkingDays(2),
         flap_hold: None,
     }
-}
-
-/// The people a step's targets name for this alert, each replaced by their cover when away.
-pub(crate) async fn answering_for(
-    conn: &mut PgConnection,
-    event: &Escalation,
-    targets: &[Target],
-) -> Result<Vec<Answering>, sqlx::Error> {
-    let mut meant: Vec<String> = Vec::new();
-    for target in targets {
-        match target {
-            Target::Responsible => {
-                let candidates =
-                    store::candidate_responsibilities(conn, event.indicator_code(), event.locality_code())
-                        .await?;
-                meant.extend(domain::select_recipients(
-                    &candidates,
-                    event.indicator_code(),
-                    event.locality_code(),
-                ));
-            }
-            Target::Person(code) => meant.push(code.clone()),
-            Target::Role(_) => {}
-        }
-    }
-    let roles: Vec<String> = targets
-        .iter()
-        .filter_map(|t| match t {
-            Target::Role(role) => Some(role.clone()),
-            _ => None,
-        })
-        .collect();
-    if !roles.is_empty() {
-        let place: Vec<String> = match event.indicator() {
-            Some(b) if !b.locality_lineage.is_empty() => b.locality_lineage.clone(),
-            _ => vec![event.locality_code().to_owned()],
-        };
-        for (code, localities) in store::staff_with_roles(conn, &roles).await? {
-            // A role holder answers where their localities cover the alert's place (or everywhere).
-            if localities.is_empty() || localities.iter().any(|l| place.contains(l)) {
-                meant.push(code);
-            }
-        }
-    }
-    let presence = store::presence(conn).await?;
-    let mut answering: Vec<Answering> = Vec::new();
-    for staff_code in meant {
-        let who = cover::who_answers(&staff_code, &presence);
-        if !answering.iter().any(|a| a.staff_code == who.staff_code) {
-            answering.push(who);
-        }
-    }
-    Ok(answering)
-}
-
-/// Queue the event for each person answering by the step's channel, once per `step` of the occurrence;
-/// `why` opens the message of a later step (escalated, repeated) and marks its subject.
-pub(crate) async fn queue_for(
-    conn: &mut PgConnection,
-    email: &EmailComposer,
-    event: &Escalation,
-    answering: &[Answering],
-    reach: &Reach,
-    step: &str,
-    why: Option<&str>,
-) -> Result<u64, sqlx::Error> {
-    if let Some(city_wide) = inhibiting(conn, event).await? {
-        store::mark_inhibited(conn, event.dedup_key(), &city_wide).await?;
-        tracing::info!(
-            dedup_key = event.dedup_key(),
-            event = event.kind().as_str(),
-            step,
-            inhibited_by = %city_wide,
-            "inhibited by the city-wide alert: kept, nobody told"
-        );
-        return Ok(0);
-    }
-    if let Some(silence) = silencing(conn, event).await? {
-        store::mark_silenced(conn, event.dedup_key(), silence).await?;
-        tracing::info!(
-            dedup_key = event.dedup_key(),
-            event = event.kind().as_str(),
-            step,
-            %silence,
-            "silenced: the alert is kept, nobody is told"
-        );
-        return Ok(0);
-    }
-    let staff_codes: Vec<String> = answering.iter().map(|a| a.staff_code.clone()).collect();
-    let covering_for: HashMap<String, String> = answering
-        .iter()
-        .filter_map(|a| a.covering_for.clone().map(|away| (a.staff_code.clone(), away)))
-        .collect();
-    let recipients = store::staff_contacts(conn, &staff_codes).await?;
-    if recipients.is_empty() {
-        // The alert is recorded all the same (and listed by `trustctl alerts`); a directory with a default
-        // responsibility (no indicator, no locality) makes sure someone always hears.
-        tracing::error!(
-            dedup_key = event.dedup_key(),
-            occurrence_id = event.occurrence_id(),
-            indicator_code = event.indicator_code(),
-            locality_code = event.locality_code(),
-            event = event.kind().as_str(),
-            step,
-            "nobody in the directory answers for this escalation; nobody will be emailed"
-        );
-        return Ok(0);
-    }
-    let emails = email
-        .compose(conn, event, why, &recipients, &covering_for)
-        .await?;
-    let payloads: HashMap<String, serde_json::Value> = recipients
-        .iter()
-        .map(|r| {
-            let to = Addressee {
-                staff_code: &r.code,
-                name: &r.name,
-                email: &r.email,
-                covering_for: covering_for.get(&r.code).map(String::as_str),
-            };
-            (r.code.clone(), webhook_body(event, &to, step, why))
-        })
-        .collect();
-    let queued = store::queue_deliveries(
-        conn,
-        event,
-        &recipients,
-        &covering_for,
-        &store::Queued {
-            reach,
-            emails: &emails,
-            step,
-            payloads: &payloads,
-        },
-    )
-    .await?;
-    tracing::info!(
-        dedup_key = event.dedup_key(),
-        occurrence_id = event.occurrence_id(),
-        event = event.kind().as_str(),
-        step,
-        recipients = recipients.len(),
-        channel = reach.channel.as_str(),
-        queued,
-        "escalation recorded; deliveries queued"
-    );
-    Ok(queued)
-}
-
-/// The silence in force now that mutes this alert, if any.
-async fn silencing(conn: &mut PgConnection, event: &Escalation) -> Result<Option<uuid::Uuid>, sqlx::Error> {
-    let now = OffsetDateTime::now_utc();
-    let fallback = [event.locality_code().to_owned()];
-    let alert = facts(event, &fallback);
-    for stored in store::silences(conn, false).await? {
-        let matchers = RouteMatchers::decode(stored.matchers.as_slice())
-            .ok()
-            .and_then(|m| matchers_from_proto("silence", &m).ok());
-        let Some(matchers) = matchers else {
-            tracing::error!(silence = %stored.id, "a stored silence cannot be read; ignoring it");
-            continue;
-        };
-        let silence = Silence {
-            matchers,
-            starts_at: stored.starts_at,
-            ends_at: stored.ends_at,
-            author: stored.author,
-            reason: stored.reason,
-        };
-        if silence.mutes(&alert, now) {
-            return Ok(Some(stored.id));
-        }
-    }
-    Ok(None)
-}
-
-/// The firing city-wide alert of the same indicator and rule that suppresses this local one, if any.
-async fn inhibiting(conn: &mut PgConnection, event: &Escalation) -> Result<Option<String>, sqlx::Error> {
-    let Some(lineage) = event.indicator().map(|b| b.locality_lineage.as_slice()) else {
-        return Ok(None);
-    };
-    let Some(city) = lineage.last().filter(|_| lineage.len() > 1) else {
-        return Ok(None);
-    };
-    let Some(city_alert) = store::firing_alert_for(conn, event.indicator_code(), event.rule(), city).await?
-    else {
-        return Ok(None);
-    };
-    let city_lineage = [city.clone()];
-    let this = Firing {
-        indicator: event.indicator_code(),
-        rule: event.rule(),
-        locality_lineage: lineage,
-    };
-    let city_wide = Firing {
-        indicator: event.indicator_code(),
-        rule: event.rule(),
-        locality_lineage: &city_lineage,
-    };
-    Ok(inhibited(&this, &[city_wide]).then_some(city_alert))
 }

@@ -1,7 +1,6 @@
 //! SQL for notifications' schema: the staff directory, alerts, and the delivery queue. Functions take a
 //! connection so callers decide the transaction (the consumer's, the worker's claim, a gRPC call's).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
@@ -9,15 +8,14 @@ use time::OffsetDateTime;
 use trust_proto::notifications::v1::StaffDirectory;
 use uuid::Uuid;
 
+pub mod batch;
 mod inbox;
 pub use inbox::{
     HistoryEntry, InboxRecord, alert_history, deliveries_of, inbox, last_event, resolve_by_hand,
 };
 
-use crate::domain::cover::Presence;
-use crate::domain::ladder::{Channel, Ladder, Reach};
-use crate::domain::{AlertState, CurrentAlert, Escalation, EventKind, Responsibility};
-use crate::email_templates::ComposedEmail;
+use crate::domain::ladder::{Channel, Ladder};
+use crate::domain::{AlertState, CurrentAlert};
 
 /// The alert for `dedup_key`, locked until the transaction ends so two events for it apply one at a time.
 /// The advisory lock covers the first event of a key too, when there is no row yet to lock (two replicas
@@ -43,78 +41,6 @@ pub async fn lock_alert(
     }))
 }
 
-/// Record an event on its alert: a raise makes it firing (a new occurrence replaces the old one), a
-/// resolution makes it resolved. The event itself is kept as `last_event`.
-pub async fn upsert_alert(conn: &mut PgConnection, event: &Escalation) -> Result<(), sqlx::Error> {
-    let query = match event.kind() {
-        EventKind::Raised => sqlx::query(
-            "INSERT INTO alert (dedup_key, occurrence_id, state, source, rule, summary, indicator_code, \
-                                locality_code, raised_at, resolved_at, last_event, severity) \
-             VALUES ($1, $2, 'firing', $3, $4, $5, $6, $7, COALESCE($8, now()), NULL, $9, $10) \
-             ON CONFLICT (dedup_key) DO UPDATE SET \
-                occurrence_id = EXCLUDED.occurrence_id, state = 'firing', source = EXCLUDED.source, \
-                severity = EXCLUDED.severity, \
-                resolved_by = CASE WHEN alert.occurrence_id = EXCLUDED.occurrence_id THEN alert.resolved_by END, \
-                acknowledged_by = CASE WHEN alert.occurrence_id = EXCLUDED.occurrence_id \
-                                       THEN alert.acknowledged_by END, \
-                acknowledged_at = CASE WHEN alert.occurrence_id = EXCLUDED.occurrence_id \
-                                       THEN alert.acknowledged_at END, \
-                rule = EXCLUDED.rule, summary = EXCLUDED.summary, indicator_code = EXCLUDED.indicator_code, \
-                locality_code = EXCLUDED.locality_code, raised_at = EXCLUDED.raised_at, resolved_at = NULL, \
-                last_event = EXCLUDED.last_event, updated_at = now()",
-        ),
-        EventKind::Resolved => sqlx::query(
-            "INSERT INTO alert (dedup_key, occurrence_id, state, source, rule, summary, indicator_code, \
-                                locality_code, raised_at, resolved_at, last_event, severity) \
-             VALUES ($1, $2, 'resolved', $3, $4, $5, $6, $7, NULL, COALESCE($8, now()), $9, $10) \
-             ON CONFLICT (dedup_key) DO UPDATE SET \
-                occurrence_id = EXCLUDED.occurrence_id, state = 'resolved', source = EXCLUDED.source, \
-                rule = EXCLUDED.rule, summary = EXCLUDED.summary, indicator_code = EXCLUDED.indicator_code, \
-                locality_code = EXCLUDED.locality_code, resolved_at = EXCLUDED.resolved_at, \
-                last_event = EXCLUDED.last_event, updated_at = now()",
-        ),
-    };
-    query
-        .bind(event.dedup_key())
-        .bind(event.occurrence_id())
-        .bind(event.source())
-        .bind(event.rule())
-        .bind(event.summary())
-        .bind(event.indicator_code())
-        .bind(event.locality_code())
-        .bind(event.occurred_at())
-        .bind(event.encode())
-        .bind(event.severity_label())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Responsibilities that could match the indicator and locality (exact code or empty); the domain picks
-/// the most specific.
-pub async fn candidate_responsibilities(
-    conn: &mut PgConnection,
-    indicator_code: &str,
-    locality_code: &str,
-) -> Result<Vec<Responsibility>, sqlx::Error> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT staff_code, indicator_code, locality_code FROM responsibility \
-         WHERE indicator_code IN ('', $1) AND locality_code IN ('', $2)",
-    )
-    .bind(indicator_code)
-    .bind(locality_code)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(staff_code, indicator_code, locality_code)| Responsibility {
-            staff_code,
-            indicator_code,
-            locality_code,
-        })
-        .collect())
-}
-
 /// A person told about the raise of an occurrence, and the channel that reached them (the latest that
 /// succeeded, else the latest tried): the people a resolution goes to, the way they heard of it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -124,119 +50,12 @@ pub struct Told {
     pub webhook: Option<String>,
 }
 
-pub async fn raised_recipients(
-    conn: &mut PgConnection,
-    dedup_key: &str,
-    occurrence_id: &str,
-) -> Result<Vec<Told>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT DISTINCT ON (staff_code) staff_code, channel, webhook FROM delivery \
-         WHERE dedup_key = $1 AND occurrence_id = $2 AND event = 'raised' \
-         ORDER BY staff_code, (state = 'sent') DESC, created_at DESC",
-    )
-    .bind(dedup_key)
-    .bind(occurrence_id)
-    .fetch_all(conn)
-    .await
-}
-
-/// Who is away and who covers for them, for every person in the directory.
-pub async fn presence(conn: &mut PgConnection) -> Result<HashMap<String, Presence>, sqlx::Error> {
-    let rows: Vec<(String, bool, Option<String>)> =
-        sqlx::query_as("SELECT code, away, cover_staff_code FROM staff")
-            .fetch_all(conn)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(code, away, cover)| (code, Presence { away, cover }))
-        .collect())
-}
-
 /// Someone an email can go to.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StaffContact {
     pub code: String,
     pub name: String,
     pub email: String,
-}
-
-pub async fn staff_contacts(
-    conn: &mut PgConnection,
-    codes: &[String],
-) -> Result<Vec<StaffContact>, sqlx::Error> {
-    sqlx::query_as("SELECT code, name, email FROM staff WHERE code = ANY($1) ORDER BY code")
-        .bind(codes)
-        .fetch_all(conn)
-        .await
-}
-
-/// What is queued for each person of a step: the channel, the channels to fall back on, the webhook, the
-/// email per person (`emails[i]`, with its delivery id, is the i-th recipient's; kept for every channel, so
-/// a fallback to email has it), and per person the webhook body (likewise kept for every channel).
-pub struct Queued<'a> {
-    pub reach: &'a Reach,
-    pub emails: &'a [ComposedEmail],
-    pub step: &'a str,
-    /// By staff code.
-    pub payloads: &'a HashMap<String, serde_json::Value>,
-}
-
-/// Queue one delivery per recipient on the step's channel (an inbox delivery is delivered as it is
-/// recorded). An event already queued for a person at this step on this channel is skipped, so
-/// redelivered or re-published events send nothing more. Returns how many were newly queued.
-pub async fn queue_deliveries(
-    conn: &mut PgConnection,
-    event: &Escalation,
-    recipients: &[StaffContact],
-    covering_for: &HashMap<String, String>,
-    queued: &Queued<'_>,
-) -> Result<u64, sqlx::Error> {
-    if recipients.is_empty() {
-        return Ok(0);
-    }
-    let ids: Vec<Uuid> = queued.emails.iter().map(|e| e.delivery_id).collect();
-    let codes: Vec<&str> = recipients.iter().map(|r| r.code.as_str()).collect();
-    let addresses: Vec<&str> = recipients.iter().map(|r| r.email.as_str()).collect();
-    let covering: Vec<Option<&str>> = recipients
-        .iter()
-        .map(|r| covering_for.get(&r.code).map(String::as_str))
-        .collect();
-    let payloads: Vec<Option<&serde_json::Value>> =
-        recipients.iter().map(|r| queued.payloads.get(&r.code)).collect();
-    let fallback: Vec<&str> = queued.reach.fallback.iter().map(|c| c.as_str()).collect();
-    let subjects: Vec<&str> = queued.emails.iter().map(|e| e.subject.as_str()).collect();
-    let texts: Vec<&str> = queued.emails.iter().map(|e| e.body_text.as_str()).collect();
-    let htmls: Vec<Option<&str>> = queued.emails.iter().map(|e| e.body_html.as_deref()).collect();
-    let result = sqlx::query(
-        "INSERT INTO delivery (id, dedup_key, occurrence_id, event, staff_code, email, subject, body_text, \
-         body_html, covering_for, step, channel, fallback, webhook, payload, state, sent_at) \
-         SELECT r.id, $9, $10, $11, r.staff_code, r.email, r.subject, r.body_text, r.body_html, r.covering_for, \
-                $12, $13, $14, $15, r.payload, \
-                CASE WHEN $13 = 'inbox' THEN 'sent' ELSE 'pending' END, \
-                CASE WHEN $13 = 'inbox' THEN now() END \
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-                     $8::jsonb[]) \
-              AS r (id, staff_code, email, covering_for, subject, body_text, body_html, payload) \
-         ON CONFLICT (occurrence_id, event, step, staff_code, channel) DO NOTHING",
-    )
-    .bind(&ids)
-    .bind(&codes)
-    .bind(&addresses)
-    .bind(&covering)
-    .bind(&subjects)
-    .bind(&texts)
-    .bind(&htmls)
-    .bind(&payloads)
-    .bind(event.dedup_key())
-    .bind(event.occurrence_id())
-    .bind(event.kind().as_str())
-    .bind(queued.step)
-    .bind(queued.reach.channel.as_str())
-    .bind(&fallback)
-    .bind(queued.reach.webhook.as_deref())
-    .execute(conn)
-    .await?;
-    Ok(result.rows_affected())
 }
 
 /// After `failed` failed for good: queue the same message to the same person on the next fallback
@@ -687,7 +506,7 @@ impl<'a> AlertFilter<'a> {
     }
 }
 
-fn json_error(err: serde_json::Error) -> sqlx::Error {
+pub(crate) fn json_error(err: serde_json::Error) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(err))
 }
 
@@ -783,17 +602,6 @@ pub async fn claim_due_ladders(conn: &mut PgConnection, limit: i64) -> Result<Ve
         .collect()
 }
 
-/// Staff holding any of `roles`, with the localities their roles cover.
-pub async fn staff_with_roles(
-    conn: &mut PgConnection,
-    roles: &[String],
-) -> Result<Vec<(String, Vec<String>)>, sqlx::Error> {
-    sqlx::query_as("SELECT code, localities FROM staff WHERE roles && $1::text[] ORDER BY code")
-        .bind(roles)
-        .fetch_all(conn)
-        .await
-}
-
 /// Record who acknowledged a firing alert; None when there is no such firing alert.
 pub async fn acknowledge_alert(
     conn: &mut PgConnection,
@@ -852,48 +660,6 @@ pub async fn silences(
     .bind(include_ended)
     .fetch_all(conn)
     .await
-}
-
-/// Record that a silence kept people from being told about an alert.
-pub async fn mark_silenced(
-    conn: &mut PgConnection,
-    dedup_key: &str,
-    silence: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE alert SET silenced_by = $2 WHERE dedup_key = $1")
-        .bind(dedup_key)
-        .bind(silence)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// The firing alert, if any, of this indicator and rule for `locality`.
-pub async fn firing_alert_for(
-    conn: &mut PgConnection,
-    indicator: &str,
-    rule: &str,
-    locality: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT dedup_key FROM alert WHERE state = 'firing' AND indicator_code = $1 AND rule = $2 \
-         AND locality_code = $3 ORDER BY dedup_key LIMIT 1",
-    )
-    .bind(indicator)
-    .bind(rule)
-    .bind(locality)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Record that a city-wide alert kept people from being told about an alert.
-pub async fn mark_inhibited(conn: &mut PgConnection, dedup_key: &str, by: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE alert SET inhibited_by = $2 WHERE dedup_key = $1")
-        .bind(dedup_key)
-        .bind(by)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Email templates and acknowledgement links.
