@@ -2,7 +2,7 @@
 //! transaction, so the alert, the queued emails and the processed message id commit together; sending is
 //! left to the delivery worker, so a slow mail relay never holds up the bus.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use sqlx::PgConnection;
@@ -17,7 +17,7 @@ use crate::domain::{AlertState, CurrentAlert, Escalation, EventKind, Transition}
 use crate::email_templates::EmailComposer;
 use crate::reference::Reference;
 use crate::store::{Told, batch};
-use crate::telling::{Effects, Telling, city_of, routing_facts};
+use crate::telling::{Effects, Telling, city_of, note_city_alert, routing_facts};
 
 /// Applies escalation events from the ESCALATIONS stream.
 #[derive(Debug, Clone)]
@@ -109,9 +109,9 @@ pub async fn apply(
 }
 
 /// [`apply`] for a group of events, in order, set-wise: the directory, routing, silences and templates
-/// are read once for the group, and each table is read and written with one statement per round. A round
-/// holds at most one event per alert (a raise and its resolution in one group go in successive rounds), so
-/// each event sees what the events before it did.
+/// are read once for the group, and each table is read and written with one statement per run. A run is a
+/// stretch of the group in which no alert has two events (a raise and its resolution in one group fall in
+/// successive runs), so every event sees exactly what the events before it did, as if applied alone.
 pub async fn apply_events(
     conn: &mut PgConnection,
     email: &EmailComposer,
@@ -125,38 +125,40 @@ pub async fn apply_events(
     batch::lock_alert_keys(conn, &keys).await?;
     let reference = Reference::load(conn, email, &all).await?;
     let mut queued = 0;
-    for round in rounds(&all) {
-        queued += apply_round(conn, email, &reference, &round).await?;
+    for run in runs(&all) {
+        queued += apply_run(conn, email, &reference, run).await?;
     }
     Ok(queued)
 }
 
-/// The events in rounds: an alert's n-th event of the group goes in round n.
-fn rounds<'e>(events: &[&'e Escalation]) -> Vec<Vec<&'e Escalation>> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut rounds: Vec<Vec<&Escalation>> = Vec::new();
-    for event in events {
-        let n = seen.entry(event.dedup_key()).or_insert(0);
-        if rounds.len() <= *n {
-            rounds.push(Vec::new());
+/// The group cut, in order, into runs holding at most one event per alert.
+fn runs<'g, 'e>(events: &'g [&'e Escalation]) -> Vec<&'g [&'e Escalation]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut keys: HashSet<&str> = HashSet::new();
+    for (at, event) in events.iter().enumerate() {
+        if !keys.insert(event.dedup_key()) {
+            runs.push(&events[start..at]);
+            start = at;
+            keys.clear();
+            keys.insert(event.dedup_key());
         }
-        rounds[*n].push(event);
-        *n += 1;
     }
-    rounds
+    runs.push(&events[start..]);
+    runs
 }
 
-/// One round: lock the alerts, drop stale events, record the rest on their alerts, then decide and write
+/// One run: lock the alerts, drop stale events, record the rest on their alerts, then decide and write
 /// what each one does.
-async fn apply_round(
+async fn apply_run(
     conn: &mut PgConnection,
     email: &EmailComposer,
     reference: &Reference,
-    round: &[&Escalation],
+    run: &[&Escalation],
 ) -> Result<u64, sqlx::Error> {
-    let keys: Vec<&str> = round.iter().map(|e| e.dedup_key()).collect();
+    let keys: Vec<&str> = run.iter().map(|e| e.dedup_key()).collect();
     let current = batch::lock_alerts(conn, &keys).await?;
-    let live: Vec<&Escalation> = round
+    let live: Vec<&Escalation> = run
         .iter()
         .copied()
         .filter(|event| match event.transition(current.get(event.dedup_key())) {
@@ -176,30 +178,32 @@ async fn apply_round(
     if live.is_empty() {
         return Ok(0);
     }
-    batch::upsert_alerts(conn, &live).await?;
-    let live_keys: Vec<&str> = live.iter().map(|e| e.dedup_key()).collect();
-    let mut ladders = batch::lock_ladders_of(conn, &live_keys).await?;
-    // Read after the alerts were written: a city-wide alert raised in this round inhibits at once.
+    // The city-wide alerts firing before the run; each event then sees those the run's earlier events
+    // raised or resolved (`note_city_alert`), as it would applied alone.
     let mut places: Vec<(String, String, String)> = live.iter().filter_map(|e| city_of(e)).collect();
     places.sort();
     places.dedup();
-    let city_alerts = batch::firing_city_alerts(conn, &places).await?;
+    let mut city_alerts = batch::firing_city_alerts(conn, &places).await?;
+    batch::upsert_alerts(conn, &live).await?;
+    let live_keys: Vec<&str> = live.iter().map(|e| e.dedup_key()).collect();
+    let mut ladders = batch::lock_ladders_of(conn, &live_keys).await?;
     let resolutions: Vec<(String, String)> = live
         .iter()
         .filter(|e| e.kind() == EventKind::Resolved)
         .map(|e| (e.dedup_key().to_owned(), e.occurrence_id().to_owned()))
         .collect();
     let told = batch::raised_recipients_of(conn, &resolutions).await?;
-    let telling = Telling {
-        reference,
-        city_alerts: &city_alerts,
-        email,
-        now: OffsetDateTime::now_utc(),
-    };
+    let now = OffsetDateTime::now_utc();
     let mut effects = Effects::default();
     for event in live {
         let key = event.dedup_key();
         let pair = (key.to_owned(), event.occurrence_id().to_owned());
+        let telling = Telling {
+            reference,
+            city_alerts: &city_alerts,
+            email,
+            now,
+        };
         decide(
             &telling,
             &mut effects,
@@ -208,6 +212,7 @@ async fn apply_round(
             ladders.remove(key).unwrap_or_default(),
             told.get(&pair).map(Vec::as_slice).unwrap_or_default(),
         );
+        note_city_alert(&mut city_alerts, event);
     }
     batch::write_effects(conn, &effects).await
 }

@@ -13,7 +13,7 @@ use crate::domain::cover::Answering;
 use crate::domain::ladder::{Channel, Ladder, Reach, Target};
 use crate::domain::quieting::{Firing, inhibited};
 use crate::domain::webhook_body::{Addressee, webhook_body};
-use crate::domain::{Escalation, routing};
+use crate::domain::{Escalation, EventKind, routing};
 use crate::email_templates::{ComposedEmail, EmailComposer};
 use crate::reference::Reference;
 use crate::store::{StaffContact, Told, batch};
@@ -89,6 +89,35 @@ pub fn city_of(event: &Escalation) -> Option<(String, String, String)> {
         event.rule().to_owned(),
         city.clone(),
     ))
+}
+
+/// After `event` was applied: the alert it is about, if it is one a local alert can be inhibited by, is
+/// firing (a raise) or not (a resolution) for the events after it.
+pub fn note_city_alert(city_alerts: &mut CityAlerts, event: &Escalation) {
+    if event.indicator_code().is_empty() {
+        return;
+    }
+    let place = (
+        event.indicator_code().to_owned(),
+        event.rule().to_owned(),
+        event.locality_code().to_owned(),
+    );
+    let key = event.dedup_key();
+    match event.kind() {
+        // As the stored query does: the first key, when two alerts fire for one place.
+        EventKind::Raised => match city_alerts.get_mut(&place) {
+            Some(firing) if firing.as_str() <= key => {}
+            Some(firing) => *firing = key.to_owned(),
+            None => {
+                city_alerts.insert(place, key.to_owned());
+            }
+        },
+        EventKind::Resolved => {
+            if city_alerts.get(&place).is_some_and(|firing| firing == key) {
+                city_alerts.remove(&place);
+            }
+        }
+    }
 }
 
 /// What telling reads: the snapshot, the city-wide alerts, the email composer and the moment.
