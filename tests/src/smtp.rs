@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
@@ -12,6 +14,8 @@ pub struct SmtpSink {
     pub port: u16,
     maildir: PathBuf,
     child: Child,
+    /// From [`SmtpSink::start_counting`]: the connections made to `port`, and the proxy counting them.
+    counting: Option<(Arc<AtomicUsize>, tokio::task::JoinHandle<()>)>,
 }
 
 impl SmtpSink {
@@ -41,7 +45,51 @@ impl SmtpSink {
                 .map(|_| ())
         })
         .await;
-        Self { port, maildir, child }
+        Self {
+            port,
+            maildir,
+            child,
+            counting: None,
+        }
+    }
+
+    /// Like [`SmtpSink::start`], with `port` a proxy in front of aiosmtpd that counts the SMTP connections
+    /// made to it ([`SmtpSink::connections`]).
+    pub async fn start_counting() -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind the counting proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let mut sink = Self::start_on(free_port()).await;
+        let inner = sink.port;
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        let proxy = tokio::spawn(async move {
+            // Dropped with the proxy, so stopping it ends every proxied connection too.
+            let mut conversations = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                conversations.spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", inner)).await else {
+                        return;
+                    };
+                    // As the service's own socket: no Nagle delay on the small SMTP replies.
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        sink.port = port;
+        sink.counting = Some((connections, proxy));
+        sink
+    }
+
+    /// SMTP connections made so far to a sink from [`SmtpSink::start_counting`] (0 for any other).
+    pub fn connections(&self) -> usize {
+        self.counting
+            .as_ref()
+            .map_or(0, |(connections, _)| connections.load(Ordering::SeqCst))
     }
 
     /// Every message received so far, as raw RFC 5322 text.
@@ -60,6 +108,9 @@ impl SmtpSink {
     }
 
     pub async fn stop(mut self) {
+        if let Some((_, proxy)) = self.counting.take() {
+            proxy.abort();
+        }
         let _ = self.child.kill().await;
         let _ = std::fs::remove_dir_all(&self.maildir);
     }

@@ -126,6 +126,12 @@ pub struct DeliverySettings {
     /// Emails handed to the relay at once, each by its own sender holding its own claim (and database
     /// connection) while the relay answers.
     pub senders: usize,
+    /// Without digests, due deliveries a sender claims in one statement and sends over one SMTP
+    /// conversation, each outcome recorded as it happens.
+    pub claim_batch: u32,
+    /// How long a claimed batch stays hidden from other senders; a sender that dies leaves its unsent
+    /// deliveries to come due again when it ends.
+    pub claim_lease_secs: u64,
 }
 
 impl DeliverySettings {
@@ -135,6 +141,10 @@ impl DeliverySettings {
 
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+
+    pub fn claim_lease(&self) -> Duration {
+        Duration::from_secs(self.claim_lease_secs)
     }
 }
 
@@ -166,5 +176,7 @@ mod tests {
         );
         assert_eq!(config.links.valid_for(), Duration::from_secs(14 * 24 * 3_600));
         assert_eq!(config.delivery.senders, 4);
+        assert_eq!(config.delivery.claim_batch, 50);
+        assert_eq!(config.delivery.claim_lease(), Duration::from_secs(60));
     }
 }

@@ -1,15 +1,30 @@
 //! The delivery worker: sends queued deliveries (email through the SMTP relay, posts to webhooks) and
 //! records every outcome.
 //!
-//! Each delivery is claimed with `FOR UPDATE SKIP LOCKED` and stays locked while it is sent, so two
-//! replicas never send the same one. If a worker dies after the relay accepted a message but before the
-//! commit, it is sent again on retry; an email's `Message-ID` and a webhook's `Trust-Webhook-Id` are the
-//! delivery id, so receivers can recognise the repeat. A delivery that fails for good falls back to the
-//! level's next channel for the same person; when none is left, the ladder's next level is told at once.
+//! Without digests, a sender claims a batch of due deliveries (`delivery.claim_batch`) in one statement,
+//! under a lease: their `next_attempt_at` moves to the end of the lease (`delivery.claim_lease_secs`) and
+//! they carry the sender's claim token, so no other sender or replica finds them due, and no transaction
+//! stays open while they are sent. The emails of a batch go over one SMTP conversation (connect, EHLO,
+//! STARTTLS and AUTH once, QUIT at the end); each outcome is written in its own short transaction right
+//! after its send, and only while the row still carries the token. So the claim and the conversation are
+//! paid once per batch instead of once per email, and a crash still leaves at most one delivery per sender
+//! in doubt: the one in flight, perhaps accepted by the relay but not recorded as sent, which goes again
+//! when the lease ends. The rest of a dead sender's batch was never handed over and comes due when the
+//! lease ends too. A sender gives the rest of its batch back (due at once) when shutdown is asked for, or
+//! when less of the lease is left than one delivery may take, so a lease does not run out under a send; if
+//! one did (a stalled sender), the late outcome is logged and not written over the new claim.
+//!
+//! With digests, deliveries are claimed one at a time with `FOR UPDATE SKIP LOCKED` (emails a mailbox at a
+//! time) and stay locked while sent; if a worker dies after the relay accepted a message but before the
+//! commit, it is sent again on retry.
+//!
+//! Either way a repeat is recognisable: an email's `Message-ID` and a webhook's `Trust-Webhook-Id` are the
+//! delivery id. A delivery that fails for good falls back to the level's next channel for the same person;
+//! when none is left, the ladder's next level is told at once.
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lettre::message::header::ContentType;
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart, header::ContentTransferEncoding};
@@ -36,6 +51,16 @@ use crate::webhook::WebhookSender;
 /// How long an email already being handed to the relay may take to finish once shutdown is asked for.
 /// Longer, and the send is abandoned and retried after restart (a possible duplicate, never a loss).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Time allowed, after a delivery's send, for writing its outcome: part of the lease a sender keeps in
+/// hand before each delivery of a batch.
+const OUTCOME_SLACK: Duration = Duration::from_secs(5);
+
+/// A lease leaves a batch at least this long for its sends beyond what one delivery may take.
+const LEASE_HEADROOM: Duration = Duration::from_secs(10);
+
+/// The longest a QUIT may take at the end of a conversation (its emails are already accepted).
+const QUIT_LIMIT: Duration = Duration::from_secs(2);
 
 /// Why a delivery was not made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +93,8 @@ pub struct Mailer {
     from: Mailbox,
     /// Right-hand side of Message-IDs: the sender's domain.
     message_id_domain: String,
+    /// `smtp.timeout_secs`.
+    timeout: Duration,
 }
 
 impl Mailer {
@@ -114,6 +141,7 @@ impl Mailer {
             transport: builder.build(),
             from,
             message_id_domain,
+            timeout: settings.timeout(),
         })
     }
 
@@ -148,15 +176,56 @@ impl Mailer {
         built.map_err(|err| SendError::Permanent(format!("cannot build the email: {err}")))
     }
 
-    /// Hand one delivery to the relay.
+    /// Hand one delivery to the relay, in a conversation of its own.
     pub async fn send(&self, delivery: &DueDelivery) -> Result<(), SendError> {
-        let message = self.build(delivery)?;
-        if let Some(direct) = &self.direct {
-            return direct.send(&message).await;
+        let mut session = self.session();
+        let sent = session.send(delivery).await;
+        session.finish().await;
+        sent
+    }
+
+    /// Emails sent one after another through [`MailSession::send`] share one SMTP conversation (plain and
+    /// STARTTLS relays), opened by the first.
+    pub fn session(&self) -> MailSession<'_> {
+        MailSession {
+            mailer: self,
+            connection: None,
         }
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(err) => Err(classify(&err)),
+    }
+
+    /// The longest handing one email to the relay may take: the whole conversation (opening it too) is
+    /// bounded by 4 × `smtp.timeout_secs` (lettre's transport, for implicit TLS, bounds each command by it).
+    pub fn longest_send(&self) -> Duration {
+        self.timeout.saturating_mul(4)
+    }
+}
+
+/// One SMTP conversation for several emails, opened by the first and opened again after a failure. End it
+/// with [`MailSession::finish`] (QUIT); dropped, it just closes the connection. With implicit TLS each
+/// email goes through lettre's transport on its own.
+pub struct MailSession<'a> {
+    mailer: &'a Mailer,
+    connection: Option<AsyncSmtpConnection>,
+}
+
+impl MailSession<'_> {
+    /// Hand one delivery to the relay over this conversation (a new one if none is open).
+    pub async fn send(&mut self, delivery: &DueDelivery) -> Result<(), SendError> {
+        let message = self.mailer.build(delivery)?;
+        match &self.mailer.direct {
+            Some(direct) => direct.send_on(&mut self.connection, &message).await,
+            None => match self.mailer.transport.send(message).await {
+                Ok(_) => Ok(()),
+                Err(err) => Err(classify(&err)),
+            },
+        }
+    }
+
+    /// Say QUIT, if a conversation is open. Its emails are already accepted: a failed QUIT changes nothing.
+    pub async fn finish(mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            let limit = self.mailer.timeout.min(QUIT_LIMIT);
+            let _ = tokio::time::timeout(limit, connection.quit()).await;
         }
     }
 }
@@ -176,10 +245,11 @@ fn readable_body(text: &str) -> Body {
     })
 }
 
-/// One SMTP conversation per email over a socket with `TCP_NODELAY`. lettre's transport leaves Nagle's
-/// algorithm on, so the message's closing dot waits for the relay's delayed ACK (40 ms on Linux): a ceiling of
-/// about 25 emails a second per sender, measured by `notifications-bench`. Same steps as lettre's: EHLO,
-/// STARTTLS (required when configured) and EHLO again, AUTH when credentials are set, the message, QUIT.
+/// SMTP conversations over a socket with `TCP_NODELAY`, each kept open for the emails of a batch. lettre's
+/// transport leaves Nagle's algorithm on, so the message's closing dot waits for the relay's delayed ACK (40 ms
+/// on Linux): a ceiling of about 25 emails a second per sender, measured by `notifications-bench`. Same steps
+/// as lettre's: EHLO, STARTTLS (required when configured) and EHLO again, AUTH when credentials are set, then
+/// each message (MAIL, RCPT, DATA), QUIT.
 #[derive(Clone)]
 struct DirectRelay {
     host: String,
@@ -190,45 +260,28 @@ struct DirectRelay {
 }
 
 impl DirectRelay {
-    async fn send(&self, message: &Message) -> Result<(), SendError> {
-        let transient = |doing: &str, err: &dyn std::error::Error| SendError::Transient {
-            reason: format!("{doing} {}:{}: {}", self.host, self.port, describe(err)),
-            retry_after: None,
-        };
+    /// Send `message` over `open`, the conversation the last email left open, or a new one when there is
+    /// none. The conversation is left open for the next email when this one was accepted; after any failure
+    /// (lettre has then said QUIT, or the connection is gone) it is dropped, so the next email opens another.
+    async fn send_on(
+        &self,
+        open: &mut Option<AsyncSmtpConnection>,
+        message: &Message,
+    ) -> Result<(), SendError> {
         let conversation = async {
-            let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-                .await
-                .map_err(|err| transient("connecting to", &err))?;
-            stream
-                .set_nodelay(true)
-                .map_err(|err| transient("setting TCP_NODELAY with", &err))?;
-            let hello = ClientId::default();
-            let mut connection = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
-                .await
-                .map_err(|err| classify(&err))?;
-            if self.starttls {
-                let tls = TlsParameters::new(self.host.clone())
-                    .map_err(|err| SendError::Permanent(format!("TLS for {}: {err}", self.host)))?;
-                connection
-                    .starttls(tls, &hello)
-                    .await
-                    .map_err(|err| classify(&err))?;
-            }
-            if let Some(credentials) = &self.credentials {
-                connection
-                    .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                    .await
-                    .map_err(|err| classify(&err))?;
-            }
+            let mut connection = match open.take() {
+                Some(connection) => connection,
+                None => self.connect().await?,
+            };
             connection
                 .send(message.envelope(), &message.formatted())
                 .await
                 .map_err(|err| classify(&err))?;
-            // Accepted: a failed QUIT changes nothing.
-            let _ = connection.quit().await;
+            *open = Some(connection);
             Ok(())
         };
-        // The whole conversation (several round trips), not each command, is bounded.
+        // Each email (with the opening of the conversation when it starts one) is bounded as a whole
+        // (several round trips), not each command.
         let limit = self.timeout.saturating_mul(4);
         tokio::time::timeout(limit, conversation)
             .await
@@ -238,6 +291,39 @@ impl DirectRelay {
                     retry_after: None,
                 })
             })
+    }
+
+    /// Connect, EHLO, STARTTLS and EHLO again when configured, AUTH when credentials are set.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let transient = |doing: &str, err: &dyn std::error::Error| SendError::Transient {
+            reason: format!("{doing} {}:{}: {}", self.host, self.port, describe(err)),
+            retry_after: None,
+        };
+        let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|err| transient("connecting to", &err))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|err| transient("setting TCP_NODELAY with", &err))?;
+        let hello = ClientId::default();
+        let mut connection = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
+            .await
+            .map_err(|err| classify(&err))?;
+        if self.starttls {
+            let tls = TlsParameters::new(self.host.clone())
+                .map_err(|err| SendError::Permanent(format!("TLS for {}: {err}", self.host)))?;
+            connection
+                .starttls(tls, &hello)
+                .await
+                .map_err(|err| classify(&err))?;
+        }
+        if let Some(credentials) = &self.credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(|err| classify(&err))?;
+        }
+        Ok(connection)
     }
 }
 
@@ -278,6 +364,11 @@ pub struct DeliveryWorker {
     settings: DeliverySettings,
     /// NOTIFY channel raised when deliveries are queued: `<schema>_delivery`.
     channel: String,
+    /// How long a claimed batch is hidden from other senders.
+    lease: Duration,
+    /// What must be left of the lease to start one more delivery of a batch: the longest one may take,
+    /// and the writing of its outcome.
+    margin: Duration,
 }
 
 /// What one pass over the queue did.
@@ -300,18 +391,35 @@ impl DeliveryWorker {
         settings: DeliverySettings,
         schema: &str,
     ) -> Self {
+        let margin = mailer
+            .longest_send()
+            .max(settings.webhook_timeout())
+            .saturating_add(OUTCOME_SLACK);
+        let least = margin.saturating_add(LEASE_HEADROOM);
+        let mut lease = settings.claim_lease();
+        if lease < least {
+            tracing::warn!(
+                configured = ?lease,
+                used = ?least,
+                "delivery.claim_lease_secs is shorter than one delivery may take; using more"
+            );
+            lease = least;
+        }
         Self {
             pool,
             mailer,
             webhooks,
             settings,
             channel: format!("{schema}_delivery"),
+            lease,
+            margin,
         }
     }
 
     /// Run until `shutdown`: `delivery.senders` senders each send what is due, then wait for a NOTIFY or
-    /// the poll interval. Each claims its own delivery (`SKIP LOCKED`), so they never send the same email
-    /// and one slow relay conversation does not hold up the rest. One LISTEN connection wakes them all.
+    /// the poll interval. Each claims its own batch under a lease (with digests, its own delivery under a
+    /// row lock), so they never send the same email and one slow relay conversation does not hold up the
+    /// rest. One LISTEN connection wakes them all.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), String> {
         let senders = self.settings.senders.max(1);
         let mut listener = self.listen().await;
@@ -394,8 +502,251 @@ impl DeliveryWorker {
         }
     }
 
-    /// Send every delivery that is due now, one at a time, until none is left or shutdown is asked for.
+    /// Send every delivery that is due now until none is left or shutdown is asked for: in leased batches,
+    /// or one at a time when digests are on.
     pub async fn deliver_due(&self, shutdown: &CancellationToken) -> Result<PassOutcome, sqlx::Error> {
+        let window =
+            time::Duration::seconds(i64::try_from(self.settings.digest_window_secs).unwrap_or(i64::MAX));
+        if window > time::Duration::ZERO {
+            self.deliver_due_with_digests(shutdown, window).await
+        } else {
+            self.deliver_due_in_batches(shutdown).await
+        }
+    }
+
+    /// Batch after batch until a claim comes back short (nothing more was due) or shutdown is asked for.
+    /// What comes due meanwhile wakes the sender again (NOTIFY) or waits for the next poll.
+    async fn deliver_due_in_batches(&self, shutdown: &CancellationToken) -> Result<PassOutcome, sqlx::Error> {
+        let mut pass = PassOutcome::default();
+        let full = usize::try_from(self.settings.claim_batch.max(1)).unwrap_or(usize::MAX);
+        loop {
+            if shutdown.is_cancelled() {
+                pass.interrupted = true;
+                return Ok(pass);
+            }
+            let claimed = self.deliver_batch(shutdown, &mut pass).await?;
+            if claimed < full || pass.interrupted {
+                return Ok(pass);
+            }
+        }
+    }
+
+    /// Claim up to `delivery.claim_batch` due deliveries under a lease and send them in order, the emails
+    /// over one SMTP conversation, each outcome recorded right after its send. What is not sent (shutdown,
+    /// the lease nearly over, the database gone) is given back. Returns how many were claimed.
+    async fn deliver_batch(
+        &self,
+        shutdown: &CancellationToken,
+        pass: &mut PassOutcome,
+    ) -> Result<usize, sqlx::Error> {
+        let token = Uuid::new_v4();
+        // Taken before the claim: the database counts the lease from its own (later) now(), so the lease
+        // ends no sooner than `leased_at + lease`, whatever the two clocks say.
+        let leased_at = Instant::now();
+        let batch = {
+            let mut conn = self.pool.acquire().await?;
+            store::claim_batch(&mut conn, token, self.lease, self.settings.claim_batch).await?
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut session = self.mailer.session();
+        // The first delivery not handed over, when the batch stops early.
+        let mut unsent = None;
+        let mut failure = None;
+        for (n, delivery) in batch.iter().enumerate() {
+            if shutdown.is_cancelled() {
+                pass.interrupted = true;
+                unsent = Some(n);
+                break;
+            }
+            if self.lease.saturating_sub(leased_at.elapsed()) < self.margin {
+                tracing::warn!(
+                    delivery_id = %delivery.id,
+                    unsent = batch.len() - n,
+                    lease = ?self.lease,
+                    "the lease of a batch is nearly over; giving the rest back"
+                );
+                unsent = Some(n);
+                break;
+            }
+            let abandon = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            let sent = tokio::select! {
+                biased;
+                sent = self.send_in(&mut session, delivery) => Some(sent),
+                () = abandon => None,
+            };
+            let Some(sent) = sent else {
+                // Given back with the rest: still pending, so it is sent after restart.
+                tracing::warn!(delivery_id = %delivery.id, "shutdown interrupted a delivery being sent");
+                pass.interrupted = true;
+                unsent = Some(n);
+                break;
+            };
+            if let Err(err) = self.record(delivery, token, sent, pass).await {
+                // This one's outcome is unknown to the database: it waits out its lease. The rest go back
+                // now if the database lets them.
+                unsent = Some(n + 1);
+                failure = Some(err);
+                break;
+            }
+        }
+        session.finish().await;
+        if let Some(n) = unsent {
+            self.release(token, &batch[n..]).await;
+        }
+        failure.map_or(Ok(batch.len()), Err)
+    }
+
+    /// Give deliveries of a batch that were not handed over back to the queue, due now. If that fails they
+    /// come due when the lease ends.
+    async fn release(&self, token: Uuid, unsent: &[DueDelivery]) {
+        if unsent.is_empty() {
+            return;
+        }
+        let ids: Vec<Uuid> = unsent.iter().map(|d| d.id).collect();
+        let released = match self.pool.acquire().await {
+            Ok(mut conn) => store::release(&mut conn, &ids, token).await,
+            Err(err) => Err(err),
+        };
+        match released {
+            Ok(released) => tracing::info!(released, "unsent deliveries of a batch given back"),
+            Err(err) => tracing::warn!(
+                error = %err,
+                unsent = ids.len(),
+                lease = ?self.lease,
+                "cannot give back the unsent deliveries of a batch; they are sent when the lease ends"
+            ),
+        }
+    }
+
+    /// Record the outcome of one delivery of a batch on its own, if the batch's claim still holds it.
+    async fn record(
+        &self,
+        delivery: &DueDelivery,
+        token: Uuid,
+        sent: Result<(), SendError>,
+        pass: &mut PassOutcome,
+    ) -> Result<(), sqlx::Error> {
+        let attempts = u32::try_from(delivery.attempts).unwrap_or(0).saturating_add(1);
+        let channel = delivery.channel.as_str();
+        let outcome = match sent {
+            Ok(()) => {
+                let mut conn = self.pool.acquire().await?;
+                if !store::mark_sent_claimed(&mut conn, delivery.id, token).await? {
+                    claim_lost(delivery, "sent");
+                    return Ok(());
+                }
+                tracing::info!(
+                    delivery_id = %delivery.id,
+                    dedup_key = delivery.dedup_key,
+                    staff_code = delivery.staff_code,
+                    channel,
+                    attempts,
+                    grouped = 1,
+                    "delivered"
+                );
+                pass.sent += 1;
+                "sent"
+            }
+            Err(err) => {
+                let permanent = matches!(err, SendError::Permanent(_));
+                match self.retry_delay(attempts, &err) {
+                    Some(delay) => {
+                        let mut conn = self.pool.acquire().await?;
+                        if !store::mark_retry_claimed(&mut conn, delivery.id, token, delay, err.reason())
+                            .await?
+                        {
+                            claim_lost(delivery, "retry");
+                            return Ok(());
+                        }
+                        tracing::warn!(
+                            delivery_id = %delivery.id,
+                            dedup_key = delivery.dedup_key,
+                            staff_code = delivery.staff_code,
+                            channel,
+                            attempts,
+                            grouped = 1,
+                            ?delay,
+                            error = err.reason(),
+                            "not delivered; will retry"
+                        );
+                        pass.retrying += 1;
+                        "retry"
+                    }
+                    None => {
+                        let mut tx = self.pool.begin().await?;
+                        if !store::mark_failed_claimed(&mut tx, delivery.id, token, err.reason()).await? {
+                            tx.rollback().await?;
+                            claim_lost(delivery, "failed");
+                            return Ok(());
+                        }
+                        let next = fall_back(&mut tx, delivery, err.reason()).await?;
+                        tx.commit().await?;
+                        tracing::error!(
+                            delivery_id = %delivery.id,
+                            dedup_key = delivery.dedup_key,
+                            staff_code = delivery.staff_code,
+                            channel,
+                            attempts,
+                            permanent,
+                            error = err.reason(),
+                            then = next,
+                            "delivery failed for good"
+                        );
+                        pass.failed += 1;
+                        "failed"
+                    }
+                }
+            }
+        };
+        metrics::counter!("notifications_deliveries_total", "channel" => channel, "outcome" => outcome)
+            .increment(1);
+        Ok(())
+    }
+
+    /// After a failed attempt: when to try again, or None to give up.
+    fn retry_delay(&self, attempts: u32, err: &SendError) -> Option<Duration> {
+        let permanent = matches!(err, SendError::Permanent(_));
+        let decision = after_failure(
+            attempts,
+            self.settings.max_attempts,
+            permanent,
+            Duration::from_millis(self.settings.retry_base_ms),
+            Duration::from_secs(self.settings.retry_max_secs),
+        );
+        match decision {
+            AfterFailure::RetryIn(backoff) => Some(match err {
+                // The receiver said when: not before then (within reason), nor sooner than the backoff.
+                SendError::Transient {
+                    retry_after: Some(asked),
+                    ..
+                } => (*asked)
+                    .min(Duration::from_secs(self.settings.retry_after_max_secs))
+                    .max(backoff),
+                _ => backoff,
+            }),
+            AfterFailure::GiveUp => None,
+        }
+    }
+
+    /// One delivery of a batch: an email over the batch's conversation, anything else as usual.
+    async fn send_in(&self, session: &mut MailSession<'_>, delivery: &DueDelivery) -> Result<(), SendError> {
+        match delivery.channel {
+            Channel::Email => session.send(delivery).await,
+            Channel::Webhook | Channel::Inbox => self.send(delivery, &[]).await,
+        }
+    }
+
+    /// With digests: one delivery at a time, claimed with a row lock held while it is sent.
+    async fn deliver_due_with_digests(
+        &self,
+        shutdown: &CancellationToken,
+        window: time::Duration,
+    ) -> Result<PassOutcome, sqlx::Error> {
         let mut pass = PassOutcome::default();
         loop {
             if shutdown.is_cancelled() {
@@ -403,18 +754,11 @@ impl DeliveryWorker {
                 return Ok(pass);
             }
             let mut tx = self.pool.begin().await?;
-            let window =
-                time::Duration::seconds(i64::try_from(self.settings.digest_window_secs).unwrap_or(i64::MAX));
-            let digests = window > time::Duration::ZERO;
-            // With digests, emails are taken a mailbox at a time (one sender per address), so everything
-            // due to an address is gathered by the one sender that holds it.
-            let claimed = if digests {
-                match store::claim_due_except_email(&mut tx).await? {
-                    Some(delivery) => Some(delivery),
-                    None => store::claim_due_mailbox(&mut tx).await?,
-                }
-            } else {
-                store::claim_due(&mut tx).await?
+            // Emails are taken a mailbox at a time (one sender per address), so everything due to an
+            // address is gathered by the one sender that holds it.
+            let claimed = match store::claim_due_except_email(&mut tx).await? {
+                Some(delivery) => Some(delivery),
+                None => store::claim_due_mailbox(&mut tx).await?,
             };
             let Some(delivery) = claimed else {
                 tx.rollback().await?;
@@ -423,7 +767,7 @@ impl DeliveryWorker {
             // Emails due to the same address now go together as one digest; the first of a burst goes at
             // once, the rest wait for the end of the digest window.
             let mut digest_with = Vec::new();
-            if delivery.channel == Channel::Email && digests {
+            if delivery.channel == Channel::Email {
                 digest_with = store::claim_due_emails_to(&mut tx, &delivery.email, delivery.id).await?;
                 let last = store::last_email_sent_to(&mut tx, &delivery.email).await?;
                 if let Some(until) = held_until(last, OffsetDateTime::now_utc(), window) {
@@ -478,28 +822,10 @@ impl DeliveryWorker {
                 }
                 Err(err) => {
                     let permanent = matches!(err, SendError::Permanent(_));
-                    let decision = after_failure(
-                        attempts,
-                        self.settings.max_attempts,
-                        permanent,
-                        Duration::from_millis(self.settings.retry_base_ms),
-                        Duration::from_secs(self.settings.retry_max_secs),
-                    );
                     // A digest that could not go fails for each of its parts alike.
                     let parts = std::iter::once(&delivery).chain(digest_with.iter());
-                    match decision {
-                        AfterFailure::RetryIn(backoff) => {
-                            let delay = match err {
-                                // The receiver said when: not before then (within reason), nor sooner
-                                // than the backoff.
-                                SendError::Transient {
-                                    retry_after: Some(asked),
-                                    ..
-                                } => asked
-                                    .min(Duration::from_secs(self.settings.retry_after_max_secs))
-                                    .max(backoff),
-                                _ => backoff,
-                            };
+                    match self.retry_delay(attempts, &err) {
+                        Some(delay) => {
                             for part in parts {
                                 store::mark_retry(&mut tx, part.id, delay, err.reason()).await?;
                             }
@@ -517,7 +843,7 @@ impl DeliveryWorker {
                             pass.retrying += 1;
                             "retry"
                         }
-                        AfterFailure::GiveUp => {
+                        None => {
                             for part in parts {
                                 store::mark_failed(&mut tx, part.id, err.reason()).await?;
                                 let next = fall_back(&mut tx, part, err.reason()).await?;
@@ -583,6 +909,19 @@ impl DeliveryWorker {
             Channel::Inbox => Ok(()),
         }
     }
+}
+
+/// The outcome of a delivery of a batch came too late: its lease ran out and another sender claimed it (and
+/// may send it again, under the same id), so the outcome is not written over that claim.
+fn claim_lost(delivery: &DueDelivery, outcome: &'static str) {
+    tracing::warn!(
+        delivery_id = %delivery.id,
+        dedup_key = delivery.dedup_key,
+        staff_code = delivery.staff_code,
+        channel = delivery.channel.as_str(),
+        outcome,
+        "the lease on a delivery ran out before its outcome was recorded; left to the sender holding it now"
+    );
 }
 
 /// After a delivery failed for good: the level's next channel for the same person and step, or, when every
@@ -713,6 +1052,127 @@ mod tests {
             raw.contains("Message-ID: <00000000-0000-0000-0000-000000000000@trust.localhost>"),
             "{raw}"
         );
+    }
+
+    /// A relay accepting every email, recording how many each connection carried; with `hang_up_after`,
+    /// it hangs up on a connection's next MAIL once that connection carried that many.
+    async fn fake_relay(hang_up_after: Option<usize>) -> (u16, Arc<std::sync::Mutex<Vec<usize>>>) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connections = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = Arc::clone(&connections);
+                tokio::spawn(async move {
+                    let index = {
+                        let mut log = log.lock().unwrap();
+                        log.push(0);
+                        log.len() - 1
+                    };
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    write.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+                    let mut in_data = false;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let reply: &[u8] = if in_data {
+                            if line != "." {
+                                continue;
+                            }
+                            in_data = false;
+                            log.lock().unwrap()[index] += 1;
+                            b"250 queued\r\n"
+                        } else {
+                            match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                                "EHLO" => b"250-fake\r\n250 8BITMIME\r\n",
+                                "MAIL" if hang_up_after.is_some_and(|n| log.lock().unwrap()[index] >= n) => {
+                                    return;
+                                }
+                                "DATA" => {
+                                    in_data = true;
+                                    b"354 go ahead\r\n"
+                                }
+                                "QUIT" => {
+                                    let _ = write.write_all(b"221 bye\r\n").await;
+                                    return;
+                                }
+                                _ => b"250 ok\r\n",
+                            }
+                        };
+                        write.write_all(reply).await.unwrap();
+                    }
+                });
+            }
+        });
+        (port, log)
+    }
+
+    fn mailer_for(port: u16) -> Mailer {
+        let mut settings = settings("alerts@trust.localhost");
+        settings.port = port;
+        Mailer::new(&settings).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_emails_of_a_session_share_one_conversation() {
+        let (port, log) = fake_relay(None).await;
+        let mailer = mailer_for(port);
+        let mut session = mailer.session();
+        for n in 0..3 {
+            session
+                .send(&due(&format!("person{n}@example.org"), "Value: 9.1%\n"))
+                .await
+                .unwrap();
+        }
+        session.finish().await;
+        assert_eq!(*log.lock().unwrap(), vec![3]);
+        // On its own, an email has a conversation of its own.
+        mailer.send(&due("dcs@example.org", "x")).await.unwrap();
+        assert_eq!(*log.lock().unwrap(), vec![3, 1]);
+    }
+
+    #[tokio::test]
+    async fn after_a_broken_conversation_the_next_email_opens_a_new_one() {
+        let (port, log) = fake_relay(Some(1)).await;
+        let mailer = mailer_for(port);
+        let mut session = mailer.session();
+        session.send(&due("a@example.org", "x")).await.unwrap();
+        let broken = session.send(&due("b@example.org", "x")).await;
+        assert!(
+            matches!(broken, Err(SendError::Transient { .. })),
+            "a hang-up is worth a retry: {broken:?}"
+        );
+        session.send(&due("c@example.org", "x")).await.unwrap();
+        session.finish().await;
+        assert_eq!(*log.lock().unwrap(), vec![1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_lease_too_short_for_one_delivery_is_lengthened() {
+        let delivery = |claim_lease_secs| DeliverySettings {
+            max_attempts: 5,
+            retry_base_ms: 1_000,
+            retry_max_secs: 300,
+            poll_interval_ms: 500,
+            webhook_timeout_secs: 10,
+            retry_after_max_secs: 3_600,
+            digest_window_secs: 0,
+            senders: 4,
+            claim_batch: 50,
+            claim_lease_secs,
+        };
+        let worker = |lease| {
+            let pool = PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+            let webhooks =
+                WebhookSender::new(&std::collections::HashMap::new(), Duration::from_secs(10)).unwrap();
+            DeliveryWorker::new(pool, mailer_for(2525), webhooks, delivery(lease), "notifications")
+        };
+        // smtp.timeout_secs 1: an email takes at most 4 s, a webhook 10 s; 5 s more to record it.
+        let kept = worker(60);
+        assert_eq!(kept.lease, Duration::from_secs(60));
+        assert_eq!(kept.margin, Duration::from_secs(15));
+        assert_eq!(worker(3).lease, Duration::from_secs(25));
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub struct DueDelivery {
 const DUE_COLUMNS: &str = "id, dedup_key, occurrence_id, event, step, staff_code, email, subject, body_text, \
      body_html, attempts, channel, fallback, webhook, payload";
 
+/// Batches claimed under a lease, and their outcomes (the delivery worker without digests).
+mod claims;
+pub use claims::{claim_batch, mark_failed_claimed, mark_retry_claimed, mark_sent_claimed, release};
+
 /// Lock the next pending delivery that is due. Rows another worker holds are skipped, so two replicas
 /// never send the same one; the lock lasts until the caller's transaction ends.
 pub async fn claim_due(conn: &mut PgConnection) -> Result<Option<DueDelivery>, sqlx::Error> {
