@@ -155,12 +155,14 @@ pub async fn firing_city_alerts(
     let rules: Vec<&str> = places.iter().map(|p| p.1.as_str()).collect();
     let cities: Vec<&str> = places.iter().map(|p| p.2.as_str()).collect();
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT DISTINCT ON (a.indicator_code, a.rule, a.locality_code) \
-                a.indicator_code, a.rule, a.locality_code, a.dedup_key \
-         FROM alert a JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS p (i, r, l) \
-              ON a.indicator_code = p.i AND a.rule = p.r AND a.locality_code = p.l \
-         WHERE a.state = 'firing' \
-         ORDER BY a.indicator_code, a.rule, a.locality_code, a.dedup_key",
+        // LATERAL with LIMIT: one index probe per place whatever plan the prepared statement settles on (a
+        // generic plan may otherwise scan every firing alert and hash-join).
+        "SELECT p.i, p.r, p.l, f.dedup_key \
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) AS p (i, r, l) \
+         CROSS JOIN LATERAL ( \
+             SELECT a.dedup_key FROM alert a \
+             WHERE a.state = 'firing' AND a.indicator_code = p.i AND a.rule = p.r AND a.locality_code = p.l \
+             ORDER BY a.dedup_key LIMIT 1) AS f",
     )
     .bind(&indicators)
     .bind(&rules)
@@ -185,12 +187,13 @@ pub async fn raised_recipients_of(
     let keys: Vec<&str> = occurrences.iter().map(|o| o.0.as_str()).collect();
     let ids: Vec<&str> = occurrences.iter().map(|o| o.1.as_str()).collect();
     let rows: Vec<(String, String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT DISTINCT ON (d.dedup_key, d.occurrence_id, d.staff_code) \
-                d.dedup_key, d.occurrence_id, d.staff_code, d.channel, d.webhook \
-         FROM delivery d JOIN UNNEST($1::text[], $2::text[]) AS w (k, o) \
-              ON d.dedup_key = w.k AND d.occurrence_id = w.o \
-         WHERE d.event = 'raised' \
-         ORDER BY d.dedup_key, d.occurrence_id, d.staff_code, (d.state = 'sent') DESC, d.created_at DESC",
+        // LATERAL: an index probe per occurrence whatever plan the prepared statement settles on.
+        "SELECT w.k, w.o, t.staff_code, t.channel, t.webhook \
+         FROM UNNEST($1::text[], $2::text[]) AS w (k, o) \
+         CROSS JOIN LATERAL ( \
+             SELECT DISTINCT ON (d.staff_code) d.staff_code, d.channel, d.webhook FROM delivery d \
+             WHERE d.dedup_key = w.k AND d.occurrence_id = w.o AND d.event = 'raised' \
+             ORDER BY d.staff_code, (d.state = 'sent') DESC, d.created_at DESC) AS t",
     )
     .bind(&keys)
     .bind(&ids)
