@@ -82,6 +82,10 @@ fn spawn_child(env: &TestEnv, smtp_port: u16, port: u16) -> ChildService {
         .env("TRUST__SMTP__TLS", "none")
         .env("TRUST__DELIVERY__POLL_INTERVAL_MS", "100")
         .env("TRUST__DELIVERY__DIGEST_WINDOW_SECS", "0")
+        // A kill mid-batch leaves the batch's unsent emails leased: a short lease (and the short SMTP
+        // timeout it must cover) has them sent again well within the test's wait.
+        .env("TRUST__SMTP__TIMEOUT_SECS", "2")
+        .env("TRUST__DELIVERY__CLAIM_LEASE_SECS", "25")
         .env("TRUST__ESCALATION__TICK_MS", "100")
         .env("TRUST__LINKS__SECRET", trust_e2e::notifications::TEST_LINK_SECRET)
         .env("TRUST__LINKS__LISTEN", "127.0.0.1:0")

@@ -32,9 +32,10 @@ use crate::smtp_sink::SmtpSink;
 /// How the alerts are opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Load {
-    /// Published on JetStream and consumed by the service, as in production (one transaction per event).
+    /// Published on JetStream and consumed by the service, as in production (one transaction per pulled
+    /// group).
     Bus,
-    /// The service's own handler (`receiver::apply`, what the consumer runs) called by the benchmark over
+    /// The service's own handler (`receiver::apply_events`, what the consumer runs) called by the benchmark over
     /// several connections, many events per transaction: the same rows, much sooner.
     Direct,
 }
@@ -319,9 +320,8 @@ async fn load_directly(plan: &Plan, run: &str, database: &Database) -> Result<()
                     break;
                 }
                 let mut tx = conn.begin().await?;
-                for event in &events[from..(from + DIRECT_CHUNK).min(events.len())] {
-                    notifications::receiver::apply(&mut tx, &composer, event).await?;
-                }
+                let chunk = &events[from..(from + DIRECT_CHUNK).min(events.len())];
+                notifications::receiver::apply_events(&mut tx, &composer, chunk).await?;
                 tx.commit().await?;
             }
             conn.close().await?;
@@ -331,7 +331,7 @@ async fn load_directly(plan: &Plan, run: &str, database: &Database) -> Result<()
     while let Some(loaded) = loaders.join_next().await {
         loaded
             .context("a loader panicked")?
-            .context("opening alerts through receiver::apply")?;
+            .context("opening alerts through receiver::apply_events")?;
     }
     Ok(())
 }

@@ -113,18 +113,8 @@ const DUE_COLUMNS: &str = "id, dedup_key, occurrence_id, event, step, staff_code
 mod claims;
 pub use claims::{claim_batch, mark_failed_claimed, mark_retry_claimed, mark_sent_claimed, release};
 
-/// Lock the next pending delivery that is due. Rows another worker holds are skipped, so two replicas
-/// never send the same one; the lock lasts until the caller's transaction ends.
-pub async fn claim_due(conn: &mut PgConnection) -> Result<Option<DueDelivery>, sqlx::Error> {
-    sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {DUE_COLUMNS} FROM delivery WHERE state = 'pending' AND next_attempt_at <= now() \
-         ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
-    )))
-    .fetch_optional(conn)
-    .await
-}
-
-/// Like [`claim_due`], but not emails (those go a mailbox at a time when digests are on).
+/// The next due delivery that is not an email, locked until the transaction ends (rows another worker
+/// holds are skipped): with digests on, emails go a mailbox at a time ([`claim_due_mailbox`]).
 pub async fn claim_due_except_email(conn: &mut PgConnection) -> Result<Option<DueDelivery>, sqlx::Error> {
     sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {DUE_COLUMNS} FROM delivery WHERE state = 'pending' AND channel <> 'email' \
