@@ -1,4 +1,5 @@
-//! notifications: escalations in, email out. "What happens to an escalation" is [`receiver::apply`]: the
+//! notifications: escalations in, email out. "What happens to an escalation" is [`receiver::apply`] (and
+//! [`receiver::apply_events`] for the groups the consumer pulls, decided by [`telling`]): the
 //! alert is recorded and one email per responsible person is queued in the consumer's transaction; the
 //! [`delivery`] worker then sends them through SMTP and records each outcome. With a routing configuration
 //! (`PutRouting`), a raise starts an escalation ladder that the [`ladder_scheduler`] climbs. Emails are

@@ -152,8 +152,8 @@ impl Telling<'_> {
     }
 
     /// Queue the event for each person answering by the step's channel, once per `step` of the occurrence;
-    /// `why` opens the message of a later step (escalated, repeated) and marks its subject. Returns how many
-    /// deliveries were decided (a repeat of one already queued is skipped when written).
+    /// `why` opens the message of a later step (escalated, repeated) and marks its subject. A delivery
+    /// already queued for the same person and step is skipped when written.
     pub fn tell(
         &self,
         effects: &mut Effects,
@@ -162,7 +162,7 @@ impl Telling<'_> {
         reach: &Reach,
         step: &str,
         why: Option<&str>,
-    ) -> usize {
+    ) {
         if let Some(city_wide) = self.inhibiting(event) {
             tracing::info!(
                 dedup_key = event.dedup_key(),
@@ -172,7 +172,7 @@ impl Telling<'_> {
                 "inhibited by the city-wide alert: kept, nobody told"
             );
             effects.inhibited.push((event.dedup_key().to_owned(), city_wide));
-            return 0;
+            return;
         }
         let fallback_lineage = [event.locality_code().to_owned()];
         if let Some(silence) = self
@@ -187,7 +187,7 @@ impl Telling<'_> {
                 "silenced: the alert is kept, nobody is told"
             );
             effects.silenced.push((event.dedup_key().to_owned(), silence));
-            return 0;
+            return;
         }
         let staff_codes: Vec<String> = answering.iter().map(|a| a.staff_code.clone()).collect();
         let covering_for: HashMap<String, String> = answering
@@ -207,7 +207,7 @@ impl Telling<'_> {
                 step,
                 "nobody in the directory answers for this escalation; nobody will be emailed"
             );
-            return 0;
+            return;
         }
         let emails = self
             .email
@@ -236,16 +236,15 @@ impl Telling<'_> {
                 payload,
             });
         }
-        tracing::debug!(
+        tracing::info!(
             dedup_key = event.dedup_key(),
             occurrence_id = event.occurrence_id(),
             event = event.kind().as_str(),
             step,
             recipients = decided,
             channel = reach.channel.as_str(),
-            "escalation recorded; deliveries decided"
+            "escalation recorded; deliveries queued"
         );
-        decided
     }
 
     /// Tell the people who were told of the raise (`told`: covers and escalations included) that it
