@@ -82,7 +82,15 @@ async fn submissions_waiting_together_get_the_receipts_they_would_get_one_by_one
     partial.mode = pb::SubmissionMode::Partial as i32;
     publish(&env, "m-6", &partial).await;
 
-    let config: indicator_ingest::IngestConfig = env.config(indicator_ingest::DEFAULTS, "trust_ingest");
+    // One worker: the six are applied in stream order (in one group, or in successive ones), which is what
+    // "the receipts they would get one by one" means here. With the default two workers, a second group can
+    // commit before the first (the order between concurrent groups is not kept), and g-6's value for
+    // 2026-Q3 would then make g-5's a correction without a reason.
+    let config: indicator_ingest::IngestConfig = env
+        .loader(indicator_ingest::DEFAULTS, "trust_ingest")
+        .set("consumer.workers", 1_i64)
+        .load()
+        .expect("ingest config");
     let running = indicator_ingest::start(config, tokio_util::sync::CancellationToken::new())
         .await
         .expect("restart indicator-ingest");

@@ -35,8 +35,8 @@ pub enum Load {
     /// Published on JetStream and consumed by the service, as in production (one transaction per pulled
     /// group).
     Bus,
-    /// The service's own handler (`receiver::apply_events`, what the consumer runs) called by the benchmark over
-    /// several connections, many events per transaction: the same rows, much sooner.
+    /// The service's own handler (`receiver::apply_events`, what the consumer runs) called by the benchmark
+    /// over several connections, many events per transaction: the same rows, much sooner.
     Direct,
 }
 

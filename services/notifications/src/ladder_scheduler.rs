@@ -73,7 +73,11 @@ impl LadderScheduler {
                     .map_err(|err| {
                         // Only a firing alert has a due ladder; a last event that is not a raise cannot be
                         // told.
-                        tracing::error!(dedup_key = %ladder.dedup_key, error = %err, "due ladder without a readable raise; closing it");
+                        tracing::error!(
+                            dedup_key = %ladder.dedup_key,
+                            error = %err,
+                            "due ladder without a readable raise; closing it"
+                        );
                     })
                     .ok();
                 (ladder, event)
