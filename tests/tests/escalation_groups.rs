@@ -10,7 +10,7 @@ use trust_e2e::notifications::{NotificationsUnderTest, raised, resolved};
 use notifications::domain::Escalation;
 use notifications::email_templates::EmailComposer;
 
-/// Raises, resolutions, a repeat, a re-raise under a new occurrence, a city-wide alert with a local one of
+/// Raises, resolutions, a repeat, a re-raise under a new occurrence, city-wide alerts with local ones of
 /// the same indicator, and a resolution older than the alert's occurrence.
 fn events() -> Vec<Escalation> {
     let raise =
@@ -26,6 +26,10 @@ fn events() -> Vec<Escalation> {
         raise("a", "a2", &["EAST-1", "EAST", "CITY"]),
         resolve("a", "a1"),
         resolve("b", "b1"),
+        // A second city-wide alert for the same place: when the first clears, the second still inhibits.
+        raise("city2", "c2", &["CITY"]),
+        resolve("city", "c1"),
+        raise("west", "w1", &["WEST", "CITY"]),
     ]
 }
 
@@ -134,6 +138,8 @@ async fn a_group_does_what_its_events_one_at_a_time_do() {
     assert_eq!(told("b", "b1", "resolved"), 1);
     assert_eq!(told("city", "c1", "raised"), 1);
     assert_eq!(told("east", "e1", "raised"), 0);
+    assert_eq!(state("west").3, "city2", "the other city-wide alert still firing");
+    assert_eq!(told("west", "w1", "raised"), 0);
 }
 
 #[tokio::test]

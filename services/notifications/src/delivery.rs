@@ -214,10 +214,19 @@ impl MailSession<'_> {
         let message = self.mailer.build(delivery)?;
         match &self.mailer.direct {
             Some(direct) => direct.send_on(&mut self.connection, &message).await,
-            None => match self.mailer.transport.send(message).await {
-                Ok(_) => Ok(()),
-                Err(err) => Err(classify(&err)),
-            },
+            // lettre bounds each command, not the conversation: bound it as a whole, so a send cannot outlast
+            // the lease the batch is claimed under.
+            None => {
+                let limit = self.mailer.longest_send();
+                match tokio::time::timeout(limit, self.mailer.transport.send(message)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(err)) => Err(classify(&err)),
+                    Err(_) => Err(SendError::Transient {
+                        reason: format!("the relay did not finish within {limit:?}"),
+                        retry_after: None,
+                    }),
+                }
+            }
         }
     }
 

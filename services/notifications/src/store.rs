@@ -573,12 +573,14 @@ pub struct DueLadder {
     pub due: OffsetDateTime,
 }
 
-/// Lock up to `limit` ladders due by now, earliest first; ladders another replica holds are skipped.
+/// Lock up to `limit` ladders due by now, earliest first, with their alerts; a ladder or alert another
+/// transaction holds is skipped until a later tick. Taking the alert too means stepping never waits for an
+/// alert the consumer holds while the consumer waits for its ladders (a deadlock).
 pub async fn claim_due_ladders(conn: &mut PgConnection, limit: i64) -> Result<Vec<DueLadder>, sqlx::Error> {
     let rows: Vec<(String, String, String, Vec<u8>, OffsetDateTime)> = sqlx::query_as(
         "SELECT l.dedup_key, l.occurrence_id, l.ladder::text, a.last_event, l.next_due \
          FROM alert_ladder l JOIN alert a ON a.dedup_key = l.dedup_key \
-         WHERE l.next_due <= now() ORDER BY l.next_due LIMIT $1 FOR UPDATE OF l SKIP LOCKED",
+         WHERE l.next_due <= now() ORDER BY l.next_due LIMIT $1 FOR UPDATE OF l, a SKIP LOCKED",
     )
     .bind(limit)
     .fetch_all(conn)

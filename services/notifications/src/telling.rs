@@ -3,7 +3,7 @@
 //! What is decided is collected as [`Effects`] and written set-wise by `store::batch::write_effects`, once
 //! for a whole group of events or claim of ladders.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -77,8 +77,9 @@ impl Effects {
 }
 
 /// The firing city-wide alerts that could inhibit the events being told: (indicator, rule, city) to the
-/// city-wide alert's key, read after the events' own alerts were written.
-pub type CityAlerts = HashMap<(String, String, String), String>;
+/// keys of the alerts firing there (the first inhibits). Read before a run's own alerts are written; each
+/// event then sees what the run's earlier events did ([`note_city_alert`]), as it would applied alone.
+pub type CityAlerts = HashMap<(String, String, String), BTreeSet<String>>;
 
 /// The (indicator, rule, city) an event's locality alert would be inhibited by, if it is a local one.
 pub fn city_of(event: &Escalation) -> Option<(String, String, String)> {
@@ -91,32 +92,21 @@ pub fn city_of(event: &Escalation) -> Option<(String, String, String)> {
     ))
 }
 
-/// After `event` was applied: the alert it is about, if it is one a local alert can be inhibited by, is
-/// firing (a raise) or not (a resolution) for the events after it.
+/// After `event` was applied, for the events after it: its alert fires where the raise says (indicator,
+/// rule, locality), or no longer fires anywhere (a resolution, which need not say where), as the stored
+/// alert now does.
 pub fn note_city_alert(city_alerts: &mut CityAlerts, event: &Escalation) {
-    if event.indicator_code().is_empty() {
-        return;
-    }
-    let place = (
-        event.indicator_code().to_owned(),
-        event.rule().to_owned(),
-        event.locality_code().to_owned(),
-    );
     let key = event.dedup_key();
-    match event.kind() {
-        // As the stored query does: the first key, when two alerts fire for one place.
-        EventKind::Raised => match city_alerts.get_mut(&place) {
-            Some(firing) if firing.as_str() <= key => {}
-            Some(firing) => *firing = key.to_owned(),
-            None => {
-                city_alerts.insert(place, key.to_owned());
-            }
-        },
-        EventKind::Resolved => {
-            if city_alerts.get(&place).is_some_and(|firing| firing == key) {
-                city_alerts.remove(&place);
-            }
-        }
+    for firing in city_alerts.values_mut() {
+        firing.remove(key);
+    }
+    if event.kind() == EventKind::Raised && !event.indicator_code().is_empty() {
+        let place = (
+            event.indicator_code().to_owned(),
+            event.rule().to_owned(),
+            event.locality_code().to_owned(),
+        );
+        city_alerts.entry(place).or_default().insert(key.to_owned());
     }
 }
 
@@ -132,7 +122,7 @@ impl Telling<'_> {
     /// The firing city-wide alert of the same indicator and rule that suppresses this local one, if any.
     fn inhibiting(&self, event: &Escalation) -> Option<String> {
         let place = city_of(event)?;
-        let city_alert = self.city_alerts.get(&place)?;
+        let city_alert = self.city_alerts.get(&place)?.first()?;
         let lineage = event
             .indicator()
             .map(|b| b.locality_lineage.as_slice())

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{Told, json_error};
 use crate::domain::ladder::Ladder;
 use crate::domain::{AlertState, CurrentAlert, Escalation, EventKind, Responsibility};
-use crate::telling::Effects;
+use crate::telling::{CityAlerts, Effects};
 
 /// Serialise every event of these alerts with any other transaction applying events to them, until this
 /// one ends. Taken in key order, so two groups sharing keys cannot deadlock. (The advisory lock covers the
@@ -143,36 +143,37 @@ pub async fn upsert_alerts(conn: &mut PgConnection, events: &[&Escalation]) -> R
     Ok(())
 }
 
-/// For each (indicator, rule, city): the firing alert of that indicator and rule for the city, if any.
+/// For each (indicator, rule, city): the keys of the alerts of that indicator and rule firing for the city.
 pub async fn firing_city_alerts(
     conn: &mut PgConnection,
     places: &[(String, String, String)],
-) -> Result<HashMap<(String, String, String), String>, sqlx::Error> {
+) -> Result<CityAlerts, sqlx::Error> {
     if places.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(CityAlerts::new());
     }
     let indicators: Vec<&str> = places.iter().map(|p| p.0.as_str()).collect();
     let rules: Vec<&str> = places.iter().map(|p| p.1.as_str()).collect();
     let cities: Vec<&str> = places.iter().map(|p| p.2.as_str()).collect();
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        // LATERAL with LIMIT: one index probe per place whatever plan the prepared statement settles on (a
-        // generic plan may otherwise scan every firing alert and hash-join).
+        // LATERAL: an index probe per place whatever plan the prepared statement settles on (a generic plan
+        // may otherwise scan every firing alert and hash-join).
         "SELECT p.i, p.r, p.l, f.dedup_key \
          FROM UNNEST($1::text[], $2::text[], $3::text[]) AS p (i, r, l) \
          CROSS JOIN LATERAL ( \
              SELECT a.dedup_key FROM alert a \
              WHERE a.state = 'firing' AND a.indicator_code = p.i AND a.rule = p.r AND a.locality_code = p.l \
-             ORDER BY a.dedup_key LIMIT 1) AS f",
+         ) AS f",
     )
     .bind(&indicators)
     .bind(&rules)
     .bind(&cities)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(indicator, rule, city, key)| ((indicator, rule, city), key))
-        .collect())
+    let mut firing = CityAlerts::new();
+    for (indicator, rule, city, key) in rows {
+        firing.entry((indicator, rule, city)).or_default().insert(key);
+    }
+    Ok(firing)
 }
 
 /// For each (alert, occurrence): the people told of its raise and the channel that reached them (the
