@@ -649,15 +649,7 @@ impl DeliveryWorker {
                     claim_lost(delivery, "sent");
                     return Ok(());
                 }
-                tracing::info!(
-                    delivery_id = %delivery.id,
-                    dedup_key = delivery.dedup_key,
-                    staff_code = delivery.staff_code,
-                    channel,
-                    attempts,
-                    grouped = 1,
-                    "delivered"
-                );
+                log_delivered(delivery, attempts, 1);
                 pass.sent += 1;
                 "sent"
             }
@@ -672,17 +664,7 @@ impl DeliveryWorker {
                             claim_lost(delivery, "retry");
                             return Ok(());
                         }
-                        tracing::warn!(
-                            delivery_id = %delivery.id,
-                            dedup_key = delivery.dedup_key,
-                            staff_code = delivery.staff_code,
-                            channel,
-                            attempts,
-                            grouped = 1,
-                            ?delay,
-                            error = err.reason(),
-                            "not delivered; will retry"
-                        );
+                        log_retrying(delivery, attempts, 1, delay, err.reason());
                         pass.retrying += 1;
                         "retry"
                     }
@@ -695,17 +677,7 @@ impl DeliveryWorker {
                         }
                         let next = fall_back(&mut tx, delivery, err.reason()).await?;
                         tx.commit().await?;
-                        tracing::error!(
-                            delivery_id = %delivery.id,
-                            dedup_key = delivery.dedup_key,
-                            staff_code = delivery.staff_code,
-                            channel,
-                            attempts,
-                            permanent,
-                            error = err.reason(),
-                            then = next,
-                            "delivery failed for good"
-                        );
+                        log_failed(delivery, attempts, permanent, err.reason(), next);
                         pass.failed += 1;
                         "failed"
                     }
@@ -817,15 +789,7 @@ impl DeliveryWorker {
                         let ids: Vec<Uuid> = digest_with.iter().map(|d| d.id).collect();
                         store::mark_sent_in_digest(&mut tx, delivery.id, &ids).await?;
                     }
-                    tracing::info!(
-                        delivery_id = %delivery.id,
-                        dedup_key = delivery.dedup_key,
-                        staff_code = delivery.staff_code,
-                        channel,
-                        attempts,
-                        grouped,
-                        "delivered"
-                    );
+                    log_delivered(&delivery, attempts, grouped);
                     pass.sent += 1;
                     "sent"
                 }
@@ -838,17 +802,7 @@ impl DeliveryWorker {
                             for part in parts {
                                 store::mark_retry(&mut tx, part.id, delay, err.reason()).await?;
                             }
-                            tracing::warn!(
-                                delivery_id = %delivery.id,
-                                dedup_key = delivery.dedup_key,
-                                staff_code = delivery.staff_code,
-                                channel,
-                                attempts,
-                                grouped,
-                                ?delay,
-                                error = err.reason(),
-                                "not delivered; will retry"
-                            );
+                            log_retrying(&delivery, attempts, grouped, delay, err.reason());
                             pass.retrying += 1;
                             "retry"
                         }
@@ -856,17 +810,7 @@ impl DeliveryWorker {
                             for part in parts {
                                 store::mark_failed(&mut tx, part.id, err.reason()).await?;
                                 let next = fall_back(&mut tx, part, err.reason()).await?;
-                                tracing::error!(
-                                    delivery_id = %part.id,
-                                    dedup_key = part.dedup_key,
-                                    staff_code = part.staff_code,
-                                    channel,
-                                    attempts,
-                                    permanent,
-                                    error = err.reason(),
-                                    then = next,
-                                    "delivery failed for good"
-                                );
+                                log_failed(part, attempts, permanent, err.reason(), next);
                             }
                             pass.failed += 1;
                             "failed"
@@ -930,6 +874,48 @@ fn claim_lost(delivery: &DueDelivery, outcome: &'static str) {
         channel = delivery.channel.as_str(),
         outcome,
         "the lease on a delivery ran out before its outcome was recorded; left to the sender holding it now"
+    );
+}
+
+/// The log line of a delivery made; `grouped`: the emails it carried as one digest (1 when alone).
+fn log_delivered(delivery: &DueDelivery, attempts: u32, grouped: usize) {
+    tracing::info!(
+        delivery_id = %delivery.id,
+        dedup_key = delivery.dedup_key,
+        staff_code = delivery.staff_code,
+        channel = delivery.channel.as_str(),
+        attempts,
+        grouped,
+        "delivered"
+    );
+}
+
+fn log_retrying(delivery: &DueDelivery, attempts: u32, grouped: usize, delay: Duration, error: &str) {
+    tracing::warn!(
+        delivery_id = %delivery.id,
+        dedup_key = delivery.dedup_key,
+        staff_code = delivery.staff_code,
+        channel = delivery.channel.as_str(),
+        attempts,
+        grouped,
+        ?delay,
+        error,
+        "not delivered; will retry"
+    );
+}
+
+/// `then`: what follows (the next channel, the next level, or nothing left).
+fn log_failed(delivery: &DueDelivery, attempts: u32, permanent: bool, error: &str, then: &str) {
+    tracing::error!(
+        delivery_id = %delivery.id,
+        dedup_key = delivery.dedup_key,
+        staff_code = delivery.staff_code,
+        channel = delivery.channel.as_str(),
+        attempts,
+        permanent,
+        error,
+        then,
+        "delivery failed for good"
     );
 }
 

@@ -14,8 +14,8 @@ pub use inbox::{
     HistoryEntry, InboxRecord, alert_history, deliveries_of, inbox, last_event, resolve_by_hand,
 };
 
+use crate::domain::CurrentAlert;
 use crate::domain::ladder::{Channel, Ladder};
-use crate::domain::{AlertState, CurrentAlert};
 
 /// The alert for `dedup_key`, locked until the transaction ends so two events for it apply one at a time.
 /// The advisory lock covers the first event of a key too, when there is no row yet to lock (two replicas
@@ -24,21 +24,9 @@ pub async fn lock_alert(
     conn: &mut PgConnection,
     dedup_key: &str,
 ) -> Result<Option<CurrentAlert>, sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('notifications.alert:' || $1, 0))")
-        .bind(dedup_key)
-        .execute(&mut *conn)
-        .await?;
-    let row: Option<(String, String, Option<OffsetDateTime>)> =
-        sqlx::query_as("SELECT occurrence_id, state, raised_at FROM alert WHERE dedup_key = $1 FOR UPDATE")
-            .bind(dedup_key)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(occurrence_id, state, raised_at)| CurrentAlert {
-        occurrence_id,
-        // The CHECK constraint allows only the two states; anything else reads as firing, the safe side.
-        state: AlertState::parse(&state).unwrap_or(AlertState::Firing),
-        raised_at,
-    }))
+    // The same locks, taken the same way, as the consumer's for a group of events.
+    batch::lock_alert_keys(conn, &[dedup_key]).await?;
+    Ok(batch::lock_alerts(conn, &[dedup_key]).await?.remove(dedup_key))
 }
 
 /// A person told about the raise of an occurrence, and the channel that reached them (the latest that
