@@ -63,6 +63,27 @@ impl Database {
         Ok(PgConnection::connect_with(&options).await?)
     }
 
+    /// Logs the plan of every statement on this database slower than `threshold_ms` to the server's log
+    /// (`auto_explain`, for connections opened from now on): to find which statement a slow run waited on.
+    pub async fn explain_slower_than(&self, threshold_ms: u64) -> Result<()> {
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        let name = &self.name;
+        for setting in [
+            "session_preload_libraries = 'auto_explain'".to_owned(),
+            format!("auto_explain.log_min_duration = {threshold_ms}"),
+            "auto_explain.log_nested_statements = on".to_owned(),
+        ] {
+            // The name is the benchmark's own (hex), the settings are the literals above.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE \"{name}\" SET {setting}"
+            )))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("setting {setting} on database {name}"))?;
+        }
+        Ok(())
+    }
+
     pub async fn drop(&self) -> Result<()> {
         db::drop_database(&self.admin_url, &self.name).await?;
         Ok(())

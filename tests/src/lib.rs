@@ -113,6 +113,7 @@ impl TestEnv {
             schema: schema.to_owned(),
             max_connections: 5,
             acquire_timeout_secs: 10,
+            plan_cache_mode: Default::default(),
         };
         db::connect(&settings).await.expect("connect as service role")
     }

@@ -174,3 +174,47 @@ async fn an_undecodable_event_in_a_pulled_group_is_parked_alone_and_the_rest_are
     );
     n.finish().await;
 }
+
+/// notifications' connections plan each statement for the rows it is given (`database.plan_cache_mode`),
+/// so a generic plan chosen while the tables were small cannot turn the group statements into scans of
+/// every alert as the tables grow; the setting can be put back to PostgreSQL's `auto`, and a misspelt value
+/// is refused naming the key.
+#[tokio::test]
+async fn notifications_connections_plan_each_statement_for_its_rows() {
+    let env = trust_e2e::TestEnv::new().await;
+    let mode_of = |loader: trust_runtime::ConfigLoader| async {
+        let config: notifications::NotificationsConfig = loader.load().expect("configuration");
+        let pool = trust_runtime::db::connect(&config.platform.database)
+            .await
+            .expect("connect");
+        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(&pool)
+            .await
+            .expect("show plan_cache_mode");
+        pool.close().await;
+        mode
+    };
+    let role = "trust_notifications";
+    assert_eq!(
+        mode_of(env.loader(notifications::DEFAULTS, role)).await,
+        "force_custom_plan"
+    );
+    assert_eq!(
+        mode_of(
+            env.loader(notifications::DEFAULTS, role)
+                .set("database.plan_cache_mode", "auto")
+        )
+        .await,
+        "auto"
+    );
+    let misspelt = env
+        .loader(notifications::DEFAULTS, role)
+        .set("database.plan_cache_mode", "custom")
+        .load::<notifications::NotificationsConfig>()
+        .expect_err("an unknown plan cache mode is refused");
+    assert!(
+        misspelt.to_string().contains("plan_cache_mode"),
+        "the error names the key: {misspelt}"
+    );
+    env.cleanup().await;
+}

@@ -79,6 +79,9 @@ struct Args {
     /// Override the service's `delivery.senders`.
     #[arg(long)]
     senders: Option<usize>,
+    /// Override the service's `delivery.claim_batch` (deliveries a sender claims at once).
+    #[arg(long)]
+    claim_batch: Option<u32>,
     /// Override the service's `escalation.tick_ms`.
     #[arg(long)]
     tick_ms: Option<u64>,
@@ -88,6 +91,10 @@ struct Args {
     /// Override the service's `database.max_connections`.
     #[arg(long)]
     max_connections: Option<u32>,
+    /// Override the service's `database.plan_cache_mode` (`auto`, `force_custom_plan`,
+    /// `force_generic_plan`).
+    #[arg(long)]
+    plan_cache_mode: Option<String>,
     /// The service's `delivery.digest_window_secs`. 0 (the default here): every email goes alone, so the
     /// figures are the pipeline's own; the service's default (120) holds later emails to the same person
     /// for up to two minutes on purpose, to send them as one digest.
@@ -106,6 +113,10 @@ struct Args {
     /// Keep the database and streams afterwards (to inspect them).
     #[arg(long)]
     keep: bool,
+    /// Diagnosis: log the plan of every service statement slower than this (milliseconds) to the
+    /// PostgreSQL server's log (`auto_explain`; needs the admin URL to be a superuser's).
+    #[arg(long)]
+    explain_slower_than_ms: Option<u64>,
 }
 
 #[tokio::main]
@@ -157,12 +168,17 @@ async fn run(args: Args) -> Result<ExitCode> {
 /// The report, and whether the run failed (an email missing or sent twice; a missed target is not a
 /// failure).
 async fn measure(args: &Args, database: &Database, namespace: &str) -> Result<(String, bool)> {
+    if let Some(threshold) = args.explain_slower_than_ms {
+        database.explain_slower_than(threshold).await?;
+    }
     let sink = SmtpSink::start().await?;
     let overrides = Overrides {
         senders: args.senders,
+        claim_batch: args.claim_batch,
         tick_ms: args.tick_ms,
         group_max: args.group_max,
         max_connections: args.max_connections,
+        plan_cache_mode: args.plan_cache_mode.clone(),
         digest_window_secs: args.digest_window_secs,
     };
     let mut service = Service::start(database, &args.nats_url, namespace, sink.port, &overrides).await?;

@@ -22,9 +22,12 @@ const CITY: &str = "CITY";
 #[derive(Debug, Clone)]
 pub struct Overrides {
     pub senders: Option<usize>,
+    pub claim_batch: Option<u32>,
     pub tick_ms: Option<u64>,
     pub group_max: Option<usize>,
     pub max_connections: Option<u32>,
+    /// `database.plan_cache_mode` as PostgreSQL spells it (`auto`, `force_custom_plan`, ...).
+    pub plan_cache_mode: Option<String>,
     pub digest_window_secs: u64,
 }
 
@@ -32,24 +35,28 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
     pub senders: usize,
+    pub claim_batch: u32,
     pub tick_ms: u64,
     pub group_max: usize,
     pub max_connections: u32,
     pub poll_interval_ms: u64,
     pub digest_window_secs: u64,
+    pub plan_cache_mode: &'static str,
 }
 
 impl ServiceSettings {
     pub fn describe(&self) -> String {
         format!(
-            "delivery.senders {}, escalation.tick_ms {}, consumer.group_max {}, database.max_connections {}, \
-             delivery.poll_interval_ms {}, delivery.digest_window_secs {}",
+            "delivery.senders {}, delivery.claim_batch {}, escalation.tick_ms {}, consumer.group_max {}, database.max_connections {}, \
+             delivery.poll_interval_ms {}, delivery.digest_window_secs {}, database.plan_cache_mode {}",
             self.senders,
+            self.claim_batch,
             self.tick_ms,
             self.group_max,
             self.max_connections,
             self.poll_interval_ms,
-            self.digest_window_secs
+            self.digest_window_secs,
+            self.plan_cache_mode
         )
     }
 }
@@ -100,6 +107,9 @@ impl Service {
         if let Some(senders) = overrides.senders {
             loader = loader.set("delivery.senders", i64::try_from(senders)?);
         }
+        if let Some(claim_batch) = overrides.claim_batch {
+            loader = loader.set("delivery.claim_batch", i64::from(claim_batch));
+        }
         if let Some(tick_ms) = overrides.tick_ms {
             loader = loader.set("escalation.tick_ms", i64::try_from(tick_ms)?);
         }
@@ -109,15 +119,20 @@ impl Service {
         if let Some(max_connections) = overrides.max_connections {
             loader = loader.set("database.max_connections", i64::from(max_connections));
         }
+        if let Some(mode) = &overrides.plan_cache_mode {
+            loader = loader.set("database.plan_cache_mode", mode.clone());
+        }
         let config: notifications::NotificationsConfig =
             loader.load().context("configuring notifications")?;
         let settings = ServiceSettings {
             senders: config.delivery.senders,
+            claim_batch: config.delivery.claim_batch,
             tick_ms: config.escalation.tick_ms,
             group_max: config.platform.consumer.group_max,
             max_connections: config.platform.database.max_connections,
             poll_interval_ms: config.delivery.poll_interval_ms,
             digest_window_secs: config.delivery.digest_window_secs,
+            plan_cache_mode: config.platform.database.plan_cache_mode.as_postgres(),
         };
         trust_runtime::telemetry::init_tracing(&config.platform.log);
         let running = notifications::start(config, CancellationToken::new())

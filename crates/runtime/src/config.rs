@@ -33,6 +33,37 @@ pub struct DatabaseSettings {
     pub schema: String,
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
+    /// PostgreSQL's `plan_cache_mode` for the service's connections.
+    #[serde(default)]
+    pub plan_cache_mode: PlanCacheMode,
+}
+
+/// How PostgreSQL plans the service's prepared statements (every sqlx query is one).
+///
+/// `auto` (PostgreSQL's default) switches a statement to one generic plan after five executions if that
+/// plan looks no dearer, and keeps it until the table's statistics change. A generic plan chosen while a
+/// table was nearly empty (a new deployment; a server with autovacuum off, where no ANALYZE ever comes) can
+/// be a sequential scan that grows with the table. `force_custom_plan` plans each execution for its values
+/// and the table as it is now: planning costs tens of microseconds, worth it for statements that each
+/// handle a set of rows.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanCacheMode {
+    #[default]
+    Auto,
+    ForceCustomPlan,
+    ForceGenericPlan,
+}
+
+impl PlanCacheMode {
+    /// The setting's value as PostgreSQL spells it.
+    pub fn as_postgres(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::ForceCustomPlan => "force_custom_plan",
+            Self::ForceGenericPlan => "force_generic_plan",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,7 +191,17 @@ impl ConfigLoader {
         for (key, value) in self.overrides {
             builder = builder.set_override(key, value)?;
         }
-        Ok(builder.build()?.try_deserialize()?)
+        let layered = builder.build()?;
+        let loaded = layered.clone().try_deserialize().map_err(|err| {
+            // A service embeds the platform's settings with #[serde(flatten)], which hides the key of a bad
+            // platform value (an unknown plan_cache_mode says only "unknown variant"). Read alone, the
+            // platform's settings name it.
+            match layered.try_deserialize::<Settings>() {
+                Err(platform) => platform,
+                Ok(_) => err,
+            }
+        });
+        Ok(loaded?)
     }
 }
 
@@ -178,6 +219,25 @@ mod tests {
         assert_eq!(settings.grpc.listen, "127.0.0.1:1");
         assert_eq!(settings.nats.namespace, "t1");
         assert_eq!(settings.consumer.max_deliver, 5);
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_with_its_key() {
+        let misspelt = ConfigLoader::new("")
+            .without_environment()
+            .set("database.plan_cache_mode", "custom")
+            .load::<Settings>()
+            .expect_err("an unknown plan cache mode is refused");
+        assert!(
+            misspelt.to_string().contains("database.plan_cache_mode"),
+            "{misspelt}"
+        );
+        let wrong_type = ConfigLoader::new("")
+            .without_environment()
+            .set("database.max_connections", "many")
+            .load::<Settings>()
+            .expect_err("a word for a number is refused");
+        assert!(wrong_type.to_string().contains("max_connections"), "{wrong_type}");
     }
 
     #[test]

@@ -36,7 +36,10 @@ fn checked_identifier(key: &'static str, value: &str) -> Result<String> {
 /// Connect a pool as the service's role, with its schema on the search path.
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool> {
     let schema = checked_identifier("database.schema", &settings.schema)?;
-    let options = PgConnectOptions::from_str(&settings.url)?.options([("search_path", schema.as_str())]);
+    let options = PgConnectOptions::from_str(&settings.url)?.options([
+        ("search_path", schema.as_str()),
+        ("plan_cache_mode", settings.plan_cache_mode.as_postgres()),
+    ]);
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))

@@ -161,6 +161,10 @@ mod tests {
             .load()
             .expect("defaults load");
         assert_eq!(config.platform.database.schema, "notifications");
+        assert_eq!(
+            config.platform.database.plan_cache_mode,
+            trust_runtime::config::PlanCacheMode::ForceCustomPlan
+        );
         assert_eq!(config.platform.grpc.listen, "0.0.0.0:50054");
         assert_eq!(config.platform.metrics.listen, "0.0.0.0:9104");
         assert_eq!(config.smtp.port, 2525);
@@ -176,7 +180,7 @@ mod tests {
         );
         assert_eq!(config.links.valid_for(), Duration::from_secs(14 * 24 * 3_600));
         assert_eq!(config.delivery.senders, 4);
-        assert_eq!(config.delivery.claim_batch, 50);
+        assert_eq!(config.delivery.claim_batch, 20);
         assert_eq!(config.delivery.claim_lease(), Duration::from_secs(60));
     }
 }

@@ -19,6 +19,7 @@ async fn connect(database: &CredentialDatabase) -> Result<PgPool> {
         schema: database.schema.clone(),
         max_connections: 1,
         acquire_timeout_secs: 10,
+        plan_cache_mode: Default::default(),
     };
     let pool = trust_runtime::db::connect(&settings).await.with_context(|| {
         format!(
