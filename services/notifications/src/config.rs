@@ -179,7 +179,8 @@ mod tests {
             "no secret ships: the service refuses to start without one"
         );
         assert_eq!(config.links.valid_for(), Duration::from_secs(14 * 24 * 3_600));
-        assert_eq!(config.delivery.senders, 4);
+        assert_eq!(config.delivery.senders, 8);
+        assert_eq!(config.platform.database.max_connections, 16);
         assert_eq!(config.delivery.claim_batch, 20);
         assert_eq!(config.delivery.claim_lease(), Duration::from_secs(60));
     }

@@ -718,7 +718,7 @@ impl DeliveryWorker {
     async fn send_in(&self, session: &mut MailSession<'_>, delivery: &DueDelivery) -> Result<(), SendError> {
         match delivery.channel {
             Channel::Email => session.send(delivery).await,
-            Channel::Webhook | Channel::Inbox => self.send(delivery, &[]).await,
+            Channel::Webhook | Channel::Inbox => self.send(session, delivery, &[]).await,
         }
     }
 
@@ -727,6 +727,20 @@ impl DeliveryWorker {
         &self,
         shutdown: &CancellationToken,
         window: time::Duration,
+    ) -> Result<PassOutcome, sqlx::Error> {
+        // One SMTP conversation for the pass: opening one per email (EHLO, STARTTLS, AUTH) cost more than
+        // the email.
+        let mut session = self.mailer.session();
+        let pass = self.digest_pass(shutdown, window, &mut session).await;
+        session.finish().await;
+        pass
+    }
+
+    async fn digest_pass(
+        &self,
+        shutdown: &CancellationToken,
+        window: time::Duration,
+        session: &mut MailSession<'_>,
     ) -> Result<PassOutcome, sqlx::Error> {
         let mut pass = PassOutcome::default();
         loop {
@@ -770,7 +784,7 @@ impl DeliveryWorker {
             };
             let sent = tokio::select! {
                 biased;
-                sent = self.send(&delivery, &digest_with) => sent,
+                sent = self.send(session, &delivery, &digest_with) => sent,
                 () = abandon => {
                     // Rolled back: still pending, so it is sent after restart.
                     tx.rollback().await?;
@@ -826,9 +840,14 @@ impl DeliveryWorker {
 
     /// Hand one delivery to its channel (an email with the others due to the same address as one digest,
     /// under the first one's Message-ID).
-    async fn send(&self, delivery: &DueDelivery, digest_with: &[DueDelivery]) -> Result<(), SendError> {
+    async fn send(
+        &self,
+        session: &mut MailSession<'_>,
+        delivery: &DueDelivery,
+        digest_with: &[DueDelivery],
+    ) -> Result<(), SendError> {
         match delivery.channel {
-            Channel::Email if digest_with.is_empty() => self.mailer.send(delivery).await,
+            Channel::Email if digest_with.is_empty() => session.send(delivery).await,
             Channel::Email => {
                 let parts: Vec<Email> = std::iter::once(delivery)
                     .chain(digest_with)
@@ -843,7 +862,7 @@ impl DeliveryWorker {
                 lead.body_text = together.body_text;
                 // Text only: each part's text (with its own acknowledgement link) is in the digest.
                 lead.body_html = None;
-                self.mailer.send(&lead).await
+                session.send(&lead).await
             }
             Channel::Webhook => {
                 let Some(name) = delivery.webhook.as_deref() else {
