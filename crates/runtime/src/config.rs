@@ -33,8 +33,7 @@ pub struct DatabaseSettings {
     pub schema: String,
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
-    /// PostgreSQL's `plan_cache_mode` for the service's connections.
-    #[serde(default)]
+    /// PostgreSQL's `plan_cache_mode` for the service's connections (default in defaults.toml).
     pub plan_cache_mode: PlanCacheMode,
 }
 
